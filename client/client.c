@@ -1,0 +1,358 @@
+/*
+ * client/client.c: the retry_client handle: configuration checks, logging,
+ * the clock and sleep hooks, counters, and the Kafka producer that carries
+ * exhausted calls to retryd (librdkafka, idempotent, acks=all).
+ *
+ * Delivery reports are served by rd_kafka_poll() after each produce and by
+ * rd_kafka_flush() in retry_client_flush()/retry_client_destroy(), always on
+ * the application's threads; librdkafka's log messages arrive on its own
+ * threads and are forwarded to the application's log_cb.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "clock.h"
+#include "internal.h"
+
+void rc_log(const retry_client *c, int level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    if (c == NULL || c->log_cb == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    c->log_cb(c->opaque, level, buf);
+}
+
+int64_t rc_now_ms(const retry_client *c)
+{
+    if (c != NULL && c->now_ms_fn != NULL)
+        return c->now_ms_fn(c->opaque);
+    return rt_now_ms();
+}
+
+void rc_sleep_ms(const retry_client *c, int64_t ms)
+{
+    struct timespec ts, rem;
+
+    if (c != NULL && c->sleep_fn != NULL) {
+        c->sleep_fn(c->opaque, ms);
+        return;
+    }
+    if (ms <= 0)
+        return;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+        ts = rem;
+}
+
+static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errstr == NULL || errstr_size == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+static int valid_name(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    if (s == NULL)
+        return 0;
+    for (; s[n] != '\0'; n++) {
+        char ch = s[n];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return 0;
+    }
+    return n >= 1 && n <= max;
+}
+
+RETRY_API void retry_client_conf_init(retry_client_conf *conf)
+{
+    static const retry_client_conf def = RETRY_CLIENT_CONF_DEFAULT;
+
+    if (conf != NULL)
+        *conf = def;
+}
+
+/* librdkafka callbacks. The producer's opaque is the client. */
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    const retry_client *c = rd_kafka_opaque(rk);
+
+    rc_log(c, level, "kafka: %s: %s", fac, buf);
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    const retry_client *c = opaque;
+
+    rc_log(c, RETRY_LOG_WARNING, "kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+           reason);
+}
+
+static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    retry_client *c = opaque;
+
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        atomic_fetch_add(&c->delivery_failed, 1);
+        rc_log(c, RETRY_LOG_ERR, "task %.*s failed delivery to topic %s: %s",
+               (int)m->key_len, (const char *)m->key, c->topic, rd_kafka_err2str(m->err));
+    } else {
+        atomic_fetch_add(&c->delivered, 1);
+        rc_log(c, RETRY_LOG_DEBUG, "task %.*s delivered to %s [%d] at offset %lld",
+               (int)m->key_len, (const char *)m->key, c->topic, (int)m->partition,
+               (long long)m->offset);
+    }
+}
+
+static retry_err producer_new(retry_client *c, const retry_client_conf *conf, char *errstr,
+                              size_t errstr_size)
+{
+    char kerr[512];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    size_t i;
+
+    if (kc == NULL) {
+        set_err(errstr, errstr_size, "out of memory creating the Kafka configuration");
+        return RETRY_ERR_NOMEM;
+    }
+    if (rd_kafka_conf_set(kc, "bootstrap.servers", c->brokers, kerr, sizeof kerr) ||
+        rd_kafka_conf_set(kc, "enable.idempotence", "true", kerr, sizeof kerr) ||
+        rd_kafka_conf_set(kc, "acks", "all", kerr, sizeof kerr)) {
+        set_err(errstr, errstr_size, "Kafka configuration refused: %s", kerr);
+        rd_kafka_conf_destroy(kc);
+        return RETRY_ERR_KAFKA;
+    }
+    for (i = 0; i < conf->kafka_props_count; i++) {
+        const char *prop = conf->kafka_props[i];
+        const char *eq = prop != NULL ? strchr(prop, '=') : NULL;
+        char name[256];
+
+        if (eq == NULL || eq == prop || (size_t)(eq - prop) >= sizeof name) {
+            set_err(errstr, errstr_size,
+                    "kafka_props[%zu] \"%s\" is not of the form name=value", i,
+                    prop != NULL ? prop : "(null)");
+            rd_kafka_conf_destroy(kc);
+            return RETRY_ERR_INVALID_ARG;
+        }
+        memcpy(name, prop, (size_t)(eq - prop));
+        name[eq - prop] = '\0';
+        if (rd_kafka_conf_set(kc, name, eq + 1, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+            set_err(errstr, errstr_size, "kafka_props[%zu] \"%s\" refused by librdkafka: %s", i,
+                    name, kerr);
+            rd_kafka_conf_destroy(kc);
+            return RETRY_ERR_INVALID_ARG;
+        }
+    }
+    rd_kafka_conf_set_opaque(kc, c);
+    rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(kc, kafka_error_cb);
+    rd_kafka_conf_set_dr_msg_cb(kc, kafka_dr_cb);
+    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof kerr);
+    if (c->rk == NULL) {
+        /* On failure the conf object is still ours. */
+        rd_kafka_conf_destroy(kc);
+        set_err(errstr, errstr_size, "cannot create the Kafka producer: %s", kerr);
+        return RETRY_ERR_KAFKA;
+    }
+    return RETRY_OK;
+}
+
+static void client_free(retry_client *c)
+{
+    if (c->rk != NULL)
+        rd_kafka_destroy(c->rk);
+    free(c->group);
+    free(c->topic);
+    free(c->brokers);
+    free(c);
+}
+
+RETRY_API retry_err retry_client_new(const retry_client_conf *conf, retry_client **out,
+                                     char *errstr, size_t errstr_size)
+{
+    retry_client *c;
+    retry_err err;
+
+    set_err(errstr, errstr_size, "%s", "");
+    if (out != NULL)
+        *out = NULL;
+    if (conf == NULL || out == NULL) {
+        set_err(errstr, errstr_size, "conf and out must not be NULL");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (conf->group == NULL) {
+        set_err(errstr, errstr_size,
+                "group is required: set it to the application's name, [A-Za-z0-9._-]{1,64}");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (!valid_name(conf->group, RT_GROUP_MAX)) {
+        set_err(errstr, errstr_size, "group \"%.80s\" is invalid: it must match [A-Za-z0-9._-]{1,64}",
+                conf->group);
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (!valid_name(conf->topic, 249)) {
+        set_err(errstr, errstr_size,
+                "topic \"%.80s\" is invalid: it must match [A-Za-z0-9._-]{1,249}",
+                conf->topic != NULL ? conf->topic : "(null)");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (conf->brokers != NULL && conf->brokers[0] == '\0') {
+        set_err(errstr, errstr_size, "brokers is empty: give host:port or NULL for no Kafka");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (conf->flush_timeout_ms < 0) {
+        set_err(errstr, errstr_size, "flush_timeout_ms is %d: it must be >= 0",
+                conf->flush_timeout_ms);
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (conf->kafka_props_count > 0 && conf->kafka_props == NULL) {
+        set_err(errstr, errstr_size, "kafka_props is NULL but kafka_props_count is %zu",
+                conf->kafka_props_count);
+        return RETRY_ERR_INVALID_ARG;
+    }
+
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        set_err(errstr, errstr_size, "out of memory allocating the client");
+        return RETRY_ERR_NOMEM;
+    }
+    c->group = strdup(conf->group);
+    c->topic = strdup(conf->topic);
+    c->brokers = conf->brokers != NULL ? strdup(conf->brokers) : NULL;
+    if (c->group == NULL || c->topic == NULL || (conf->brokers != NULL && c->brokers == NULL)) {
+        client_free(c);
+        set_err(errstr, errstr_size, "out of memory copying the configuration");
+        return RETRY_ERR_NOMEM;
+    }
+    c->flush_timeout_ms = conf->flush_timeout_ms;
+    c->log_cb = conf->log_cb;
+    c->opaque = conf->opaque;
+    c->sleep_fn = conf->sleep_fn;
+    c->now_ms_fn = conf->now_ms_fn;
+    c->rng_seed = conf->rng_seed != 0 ? conf->rng_seed : (uint64_t)rt_mono_ns() ^ (uint64_t)rt_now_ms();
+    c->enabled = conf->enabled;
+
+    /* Thread-safe since libcurl 7.84; reference counted, undone in destroy. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        client_free(c);
+        set_err(errstr, errstr_size, "curl_global_init failed");
+        return RETRY_ERR_HTTP;
+    }
+    if (c->brokers != NULL) {
+        err = producer_new(c, conf, errstr, errstr_size);
+        if (err != RETRY_OK) {
+            client_free(c);
+            curl_global_cleanup();
+            return err;
+        }
+    }
+    rc_log(c, RETRY_LOG_DEBUG, "client for group %s created (%s%s)", c->group,
+           c->brokers != NULL ? "brokers " : "no Kafka: exhausted calls are not shipped",
+           c->brokers != NULL ? c->brokers : "");
+    *out = c;
+    return RETRY_OK;
+}
+
+RETRY_API retry_err retry_client_flush(retry_client *c, int timeout_ms)
+{
+    rd_kafka_resp_err_t kerr;
+    uint_fast64_t failed, seen;
+
+    if (c == NULL)
+        return RETRY_ERR_INVALID_ARG;
+    if (c->rk == NULL)
+        return RETRY_OK;
+    kerr = rd_kafka_flush(c->rk, timeout_ms < 0 ? 0 : timeout_ms);
+    if (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        rc_log(c, RETRY_LOG_WARNING, "flush: %d task(s) still queued after %d ms",
+               rd_kafka_outq_len(c->rk), timeout_ms);
+        return RETRY_ERR_TIMEOUT;
+    }
+    failed = atomic_load(&c->delivery_failed);
+    seen = atomic_exchange(&c->failed_reported, failed);
+    if (failed > seen)
+        return RETRY_ERR_KAFKA;
+    return RETRY_OK;
+}
+
+RETRY_API void retry_client_destroy(retry_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->rk != NULL) {
+        rd_kafka_flush(c->rk, c->flush_timeout_ms);
+        if (rd_kafka_outq_len(c->rk) > 0)
+            rc_log(c, RETRY_LOG_ERR,
+                   "%d task(s) still undelivered after %d ms are lost (no local spool yet)",
+                   rd_kafka_outq_len(c->rk), c->flush_timeout_ms);
+    }
+    client_free(c);
+    curl_global_cleanup();
+}
+
+RETRY_API void retry_client_stats(const retry_client *c, retry_stats *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof *out);
+    if (c == NULL)
+        return;
+    /* The counters are only ever read here; casting away const for C11's
+     * atomic_load, whose first argument is not const-qualified in C11. */
+    retry_client *m = (retry_client *)c;
+    out->calls = atomic_load(&m->calls);
+    out->attempts = atomic_load(&m->attempts);
+    out->succeeded = atomic_load(&m->succeeded);
+    out->exhausted = atomic_load(&m->exhausted);
+    out->stopped = atomic_load(&m->stopped);
+    out->deadline = atomic_load(&m->deadline);
+    out->shipped = atomic_load(&m->shipped);
+    out->ship_failed = atomic_load(&m->ship_failed);
+    out->delivered = atomic_load(&m->delivered);
+    out->delivery_failed = atomic_load(&m->delivery_failed);
+}
+
+retry_err rc_produce(retry_client *c, const char *key, const char *json, char *err, size_t errsz)
+{
+    rd_kafka_resp_err_t kerr;
+    int tries;
+
+    for (tries = 0;; tries++) {
+        kerr = rd_kafka_producev(c->rk, RD_KAFKA_V_TOPIC(c->topic),
+                                 RD_KAFKA_V_KEY(key, strlen(key)),
+                                 RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 50)
+            break;
+        /* The local queue is full: serve delivery reports to make room. */
+        rd_kafka_poll(c->rk, 100);
+    }
+    if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errsz, "cannot queue task %s for topic %s: %s", key, c->topic,
+                 rd_kafka_err2str(kerr));
+        return RETRY_ERR_KAFKA;
+    }
+    rd_kafka_poll(c->rk, 0);
+    return RETRY_OK;
+}

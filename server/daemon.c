@@ -1,0 +1,226 @@
+/*
+ * daemon.c: start-up, the loop, and the graceful drain (see daemon.h).
+ *
+ * Shutdown (SIGTERM/SIGINT), DESIGN.md: stop consuming and claiming; let
+ * in-flight attempts finish for up to RD_DRAIN_TIMEOUT_MS; then abort the rest
+ * and release their tasks to 'pending'; wait for those store writes; leave
+ * the loop; close the consumer, which commits the stored offsets.
+ */
+#include "daemon.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "clock.h"
+#include "dispatcher.h"
+#include "httpc.h"
+#include "ingest.h"
+#include "log.h"
+#include "notify.h"
+#include "scheduler.h"
+#include "store.h"
+#include "workq.h"
+
+#define STORE_WORKERS 3
+#define FORCED_EXIT_EXTRA_MS 5000
+
+static char *read_file(const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 16384;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                snprintf(err, errsz, "%s: out of memory", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, 4096, f);
+        len += n;
+        if (n < 4096) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        snprintf(err, errsz, "%s: read error", path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int rd_migrate(const rd_config *cfg, char *err, size_t errsz)
+{
+    const char *dirs[3] = {getenv("RETRYD_SQL_DIR"), RETRYD_SQL_DIR, RETRYD_SOURCE_SQL_DIR};
+    char path[1024];
+    char *sql = NULL;
+    char why[1200] = "";
+    for (int i = 0; i < 3 && !sql; i++) {
+        if (!dirs[i] || !*dirs[i]) continue;
+        snprintf(path, sizeof path, "%s/schema.sql", dirs[i]);
+        sql = read_file(path, why, sizeof why);
+    }
+    if (!sql) {
+        snprintf(err, errsz, "cannot find schema.sql (set RETRYD_SQL_DIR): %s", why);
+        return -1;
+    }
+    rd_store *s;
+    int rc = rd_store_open(cfg, 1, &s, err, errsz);
+    if (rc == RD_STORE_OK) {
+        rc = rd_store_migrate(s, sql, err, errsz);
+        rd_store_close(s);
+    }
+    free(sql);
+    if (rc) return -1;
+    LOG_NOTICE("mysql", "schema applied from %s", path);
+    return 0;
+}
+
+static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+    rd_daemon *d = arg;
+    int64_t now = rt_mono_ms();
+    int inflight = rd_dispatcher_inflight(d->disp);
+    int busy = rd_scheduler_busy(d->sched) || inflight > 0 || rd_workq_pending(d->wq) > 0 ||
+               rd_notify_pending(d->notify) > 0;
+    if (!busy) {
+        LOG_NOTICE("main", "drained; exiting");
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    if (now >= d->shutdown_deadline_mono_ms && rd_httpc_running(d->httpc) > 0) {
+        LOG_WARN("main", "drain timeout: aborting %d attempt(s) and releasing their tasks",
+                 inflight);
+        rd_dispatcher_abort_all(d->disp);
+    }
+    if (now >= d->shutdown_deadline_mono_ms + FORCED_EXIT_EXTRA_MS) {
+        LOG_ERROR("main", "shutdown still busy after %d ms (%d in flight, %d store jobs, %d "
+                  "notifications); exiting anyway: tasks still 'running' are taken over "
+                  "when their lease expires",
+                  RD_DRAIN_TIMEOUT_MS + FORCED_EXIT_EXTRA_MS, inflight,
+                  rd_workq_pending(d->wq), rd_notify_pending(d->notify));
+        event_base_loopexit(d->base, NULL);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    rd_daemon *d = arg;
+    if (atomic_exchange(&d->stopping, 1)) {
+        LOG_WARN("main", "signal %d again: still draining", (int)sig);
+        return;
+    }
+    LOG_NOTICE("main", "signal %d: stopping ingest and claims, draining %d attempt(s)", (int)sig,
+               rd_dispatcher_inflight(d->disp));
+    rd_ingest_request_stop(d->ingest);
+    rd_scheduler_stop(d->sched);
+    d->shutdown_deadline_mono_ms = rt_mono_ms() + RD_DRAIN_TIMEOUT_MS;
+    d->shutdown_timer = event_new(d->base, -1, EV_PERSIST, on_shutdown_tick, d);
+    struct timeval tv = {0, 50 * 1000};
+    if (d->shutdown_timer) event_add(d->shutdown_timer, &tv);
+    else event_base_loopexit(d->base, NULL);
+}
+
+int rd_daemon_run(rd_config *cfg)
+{
+    rd_daemon *d = calloc(1, sizeof *d);
+    if (!d) {
+        LOG_ERROR("main", "out of memory");
+        return 1;
+    }
+    char err[1024];
+    int code = 1;
+    d->cfg = cfg;
+    atomic_store(&d->m.kafka_ok, 1); /* until the consumer says otherwise */
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        LOG_ERROR("main", "evthread_use_pthreads failed");
+        goto out;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        LOG_ERROR("main", "curl_global_init failed");
+        goto out;
+    }
+    d->base = event_base_new();
+    if (!d->base) {
+        LOG_ERROR("main", "event_base_new failed");
+        goto out;
+    }
+    if (rd_workq_new(d, STORE_WORKERS, &d->wq, err, sizeof err) != 0) {
+        LOG_ERROR("main", "%s", err);
+        goto out;
+    }
+    d->httpc = rd_httpc_new(d->base);
+    d->notify = rd_notify_new(d);
+    d->disp = rd_dispatcher_new(d);
+    if (!d->httpc || !d->notify || !d->disp) {
+        LOG_ERROR("main", "out of memory");
+        goto out;
+    }
+    if (rd_api_start(d, &d->api, err, sizeof err) != 0) {
+        LOG_ERROR("http", "%s", err);
+        goto out;
+    }
+    d->sched = rd_scheduler_new(d);
+    if (!d->sched) {
+        LOG_ERROR("main", "out of memory");
+        goto out;
+    }
+    if (rd_ingest_start(d, &d->ingest, err, sizeof err) != 0) {
+        LOG_ERROR("kafka", "%s", err);
+        goto out;
+    }
+    d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    if (!d->sig_term || !d->sig_int || evsignal_add(d->sig_term, NULL) ||
+        evsignal_add(d->sig_int, NULL)) {
+        LOG_ERROR("main", "cannot install signal handlers");
+        goto out;
+    }
+    LOG_NOTICE("main", "retryd %s node %s started", RETRYD_VERSION, cfg->node_id);
+    if (event_base_dispatch(d->base) < 0) {
+        LOG_ERROR("main", "event loop failed");
+        goto out;
+    }
+    code = 0;
+out:
+    if (d->ingest) {
+        rd_ingest_request_stop(d->ingest);
+        rd_ingest_stop(d->ingest);
+    }
+    if (d->disp && rd_dispatcher_inflight(d->disp) > 0) rd_dispatcher_abort_all(d->disp);
+    rd_api_free(d->api);
+    rd_workq_free(d->wq);
+    rd_notify_free(d->notify);
+    rd_scheduler_free(d->sched);
+    rd_dispatcher_free(d->disp);
+    rd_httpc_free(d->httpc);
+    if (d->health_timer) event_free(d->health_timer);
+    if (d->shutdown_timer) event_free(d->shutdown_timer);
+    if (d->sig_term) event_free(d->sig_term);
+    if (d->sig_int) event_free(d->sig_int);
+    if (d->base) event_base_free(d->base);
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    if (code == 0) LOG_NOTICE("main", "stopped");
+    free(d);
+    return code;
+}

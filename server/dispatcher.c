@@ -1,0 +1,383 @@
+/*
+ * dispatcher.c: one HTTP attempt per claimed task (see dispatcher.h).
+ *
+ * Life of an attempt (all on the loop thread except the store job's run):
+ *   start: decode the stored payload, resolve the policy (config.h), build
+ *          the libcurl request with the Idempotency-Key / X-Retry-* headers;
+ *   done:  judge the answer (decide.h), then a store job writes the attempt
+ *          row and the task's new state fenced by the claim's token;
+ *   after: notify (callback/alert) when the task ended; free.
+ * A store write that fails is retried a few times while the lease lasts;
+ * after that the task stays 'running' until its lease expires and another
+ * claim (by any node) runs the same attempt number again: at-least-once.
+ */
+#include "dispatcher.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "decide.h"
+#include "httpc.h"
+#include "log.h"
+#include "notify.h"
+#include "workq.h"
+
+#define RECORD_RETRIES 5
+#define RECORD_RETRY_DELAY_MS 1000
+#define ERROR_BODY_BYTES 200
+
+typedef struct attempt attempt;
+
+struct rd_dispatcher {
+    rd_daemon *d;
+    attempt *running;        /* transfers in flight (for abort_all) */
+    int inflight;            /* started, not yet recorded */
+    rt_rng rng;
+};
+
+struct attempt {
+    rd_job job;              /* first member: the store job */
+    rd_dispatcher *disp;
+    attempt *prev, *next;    /* in disp->running while the transfer runs */
+    rd_claimed c;
+    rt_task task;
+    int task_ok;             /* task decoded */
+    rt_policy policy;
+    CURL *easy;
+    struct curl_slist *headers;
+    char curl_err[CURL_ERROR_SIZE];
+    char body_head[ERROR_BODY_BYTES + 1];
+    size_t body_len;
+    int64_t started_mono;
+    rd_attempt_result r;
+    char error[1024];
+    int record_tries;
+    int release_only;        /* shutdown: give the task back */
+    struct event *retry_timer;
+};
+
+static void attempt_free(attempt *a)
+{
+    if (a->easy) curl_easy_cleanup(a->easy);
+    curl_slist_free_all(a->headers);
+    if (a->retry_timer) event_free(a->retry_timer);
+    if (a->task_ok) rt_task_free(&a->task);
+    free(a->c.payload);
+    free(a);
+}
+
+static void list_remove(rd_dispatcher *disp, attempt *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else if (disp->running == a)
+        disp->running = a->next;
+    if (a->next) a->next->prev = a->prev;
+    a->prev = a->next = NULL;
+}
+
+rd_dispatcher *rd_dispatcher_new(rd_daemon *d)
+{
+    rd_dispatcher *disp = calloc(1, sizeof *disp);
+    if (!disp) return NULL;
+    disp->d = d;
+    rt_rng_seed(&disp->rng, (uint64_t)rt_mono_ns() ^ (uint64_t)rt_now_ms());
+    return disp;
+}
+
+int rd_dispatcher_inflight(const rd_dispatcher *disp)
+{
+    return disp->inflight;
+}
+
+/* ---- recording ----------------------------------------------------------- */
+
+static int record_run(rd_store *s, rd_job *job)
+{
+    attempt *a = (attempt *)job;
+    if (a->release_only)
+        return rd_store_release(s, a->c.id, a->c.fence, rt_now_ms(), job->err, sizeof job->err);
+    return rd_store_record(s, &a->r, rt_now_ms(), job->err, sizeof job->err);
+}
+
+static void record_done(rd_daemon *d, rd_job *job);
+
+static void record_retry(evutil_socket_t fd, short what, void *arg)
+{
+    attempt *a = arg;
+    rd_workq_submit(a->disp->d->wq, &a->job);
+}
+
+static void finish(attempt *a)
+{
+    a->disp->inflight--;
+    atomic_fetch_sub(&a->disp->d->m.inflight, 1);
+    attempt_free(a);
+}
+
+static void record_done(rd_daemon *d, rd_job *job)
+{
+    attempt *a = (attempt *)job;
+    uint64_t id = a->c.id;
+    if (job->rc == RD_STORE_CONFLICT) {
+        atomic_fetch_add(&d->m.fence_conflicts, 1);
+        LOG_WARN("sched", "task %" PRIu64 ": %s", id, job->err);
+        finish(a);
+        return;
+    }
+    if (job->rc != RD_STORE_OK) {
+        if (++a->record_tries < RECORD_RETRIES && !atomic_load(&d->stopping)) {
+            LOG_ERROR("mysql", "task %" PRIu64 ": writing attempt %d failed (try %d of %d): %s",
+                      id, a->r.attempt, a->record_tries, RECORD_RETRIES, job->err);
+            if (!a->retry_timer) a->retry_timer = evtimer_new(d->base, record_retry, a);
+            struct timeval tv = {RECORD_RETRY_DELAY_MS / 1000, 0};
+            if (a->retry_timer && evtimer_add(a->retry_timer, &tv) == 0) return;
+        }
+        LOG_ERROR("mysql",
+                  "task %" PRIu64 ": %s of attempt %d not written (%s); the task stays "
+                  "'running' until its lease expires, then it is claimed and attempted again",
+                  id, a->release_only ? "release" : "result", a->r.attempt, job->err);
+        finish(a);
+        return;
+    }
+    if (a->release_only) {
+        LOG_INFO("sched", "task %" PRIu64 ": released to pending (shutdown)", id);
+        finish(a);
+        return;
+    }
+    const char *st = a->r.new_status;
+    if (strcmp(st, "pending") == 0) {
+        LOG_INFO("sched", "task %" PRIu64 " attempt %d %s (%s); next in %" PRId64 " ms", id,
+                 a->r.attempt, a->r.outcome, a->r.error ? a->r.error : "no error",
+                 a->r.last_delay_ms);
+    } else {
+        LOG_INFO("sched", "task %" PRIu64 " attempt %d %s; task %s", id, a->r.attempt,
+                 a->r.outcome, st);
+        if (strcmp(st, "succeeded") == 0) atomic_fetch_add(&d->m.tasks_succeeded, 1);
+        if (strcmp(st, "exhausted") == 0) atomic_fetch_add(&d->m.tasks_exhausted, 1);
+        if (strcmp(st, "stopped") == 0) atomic_fetch_add(&d->m.tasks_stopped, 1);
+        if (a->task_ok) {
+            rd_task_end e = {.id = id,
+                             .task = &a->task,
+                             .event = st,
+                             .attempts = a->r.attempt,
+                             .last_status = a->r.http_status,
+                             .last_error = a->r.error};
+            rd_notify_task_ended(d->notify, &e);
+        }
+    }
+    finish(a);
+}
+
+static void submit_record(attempt *a)
+{
+    a->job.run = record_run;
+    a->job.done = record_done;
+    rd_workq_submit(a->disp->d->wq, &a->job);
+}
+
+/* ---- transfer ------------------------------------------------------------ */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    attempt *a = userdata;
+    size_t n = size * nmemb;
+    if (a->body_len < ERROR_BODY_BYTES) {
+        size_t take = ERROR_BODY_BYTES - a->body_len;
+        if (take > n) take = n;
+        memcpy(a->body_head + a->body_len, ptr, take);
+        a->body_len += take;
+        a->body_head[a->body_len] = '\0';
+    }
+    return n;
+}
+
+static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status)
+{
+    attempt *a = arg;
+    rd_dispatcher *disp = a->disp;
+    rd_daemon *d = disp->d;
+    list_remove(disp, a);
+    int responded = result == CURLE_OK && status > 0;
+    int64_t now = rt_now_ms();
+    a->r.duration_ms = (int)(rt_mono_ms() - a->started_mono);
+    rd_decision dec;
+    rd_decide(&a->policy, &a->task.target, responded, status, a->r.attempt, now,
+              a->c.last_delay_ms, &disp->rng, &dec);
+    a->r.outcome = dec.outcome;
+    a->r.new_status = dec.status;
+    a->r.next_fire_at = dec.next_fire_at;
+    a->r.last_delay_ms = dec.delay_ms;
+    a->r.http_status = responded ? (int)status : 0;
+    if (!responded) {
+        snprintf(a->error, sizeof a->error, "%s: %s", curl_easy_strerror(result),
+                 a->curl_err[0] ? a->curl_err : "no detail");
+        a->r.error = a->error;
+    } else if (strcmp(dec.outcome, "succeeded") != 0) {
+        /* Keep the head of the answer: it usually says why. */
+        snprintf(a->error, sizeof a->error, "HTTP %ld: %s", status, a->body_head);
+        a->r.error = a->error;
+    }
+    if (strcmp(dec.outcome, "succeeded") == 0) atomic_fetch_add(&d->m.attempts_succeeded, 1);
+    else if (strcmp(dec.outcome, "stopped") == 0) atomic_fetch_add(&d->m.attempts_stopped, 1);
+    else atomic_fetch_add(&d->m.attempts_failed, 1);
+    submit_record(a);
+}
+
+static int build_request(attempt *a, char *err, size_t errsz)
+{
+    const rt_http_target *t = &a->task.target;
+    CURL *e = a->easy = curl_easy_init();
+    if (!e) {
+        snprintf(err, errsz, "curl_easy_init failed");
+        return -1;
+    }
+    char line[512];
+    struct curl_slist *h = NULL;
+    for (size_t i = 0; i < t->nheaders; i++) {
+        char *hl = NULL;
+        size_t len = strlen(t->headers[i].name) + strlen(t->headers[i].value) + 3;
+        hl = malloc(len);
+        if (!hl) goto oom;
+        snprintf(hl, len, "%s: %s", t->headers[i].name, t->headers[i].value);
+        struct curl_slist *nh = curl_slist_append(h, hl);
+        free(hl);
+        if (!nh) goto oom;
+        h = nh;
+    }
+    const char *extra[4];
+    char idem[RT_IDEMPOTENCY_KEY_MAX + 32], tid[64], att[48], trace[192];
+    snprintf(idem, sizeof idem, "Idempotency-Key: %s", a->task.idempotency_key);
+    snprintf(tid, sizeof tid, "X-Retry-Task-Id: %" PRIu64, a->c.id);
+    snprintf(att, sizeof att, "X-Retry-Attempt: %d", a->r.attempt);
+    extra[0] = idem;
+    extra[1] = tid;
+    extra[2] = att;
+    extra[3] = NULL;
+    if (a->task.trace_id) {
+        snprintf(trace, sizeof trace, "X-Retry-Trace-Id: %s", a->task.trace_id);
+        extra[3] = trace;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!extra[i]) continue;
+        struct curl_slist *nh = curl_slist_append(h, extra[i]);
+        if (!nh) goto oom;
+        h = nh;
+    }
+    /* No "Expect: 100-continue" round trip for bodies. */
+    struct curl_slist *nh = curl_slist_append(h, "Expect:");
+    if (!nh) goto oom;
+    h = nh;
+    a->headers = h;
+    (void)line;
+
+    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->curl_err);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "retryd/" RETRYD_VERSION);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (strcmp(t->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        if (strcmp(t->method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->method);
+        if (t->body || strcmp(t->method, "DELETE") != 0) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(t->body ? strlen(t->body) : 0));
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body ? t->body : "");
+        }
+    }
+    return 0;
+oom:
+    curl_slist_free_all(h);
+    snprintf(err, errsz, "out of memory building the request");
+    return -1;
+}
+
+void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
+{
+    rd_daemon *d = disp->d;
+    attempt *a = calloc(1, sizeof *a);
+    if (!a) {
+        LOG_ERROR("sched", "task %" PRIu64 ": out of memory; it is retried after its lease",
+                  c->id);
+        return;
+    }
+    a->disp = disp;
+    a->c = *c;
+    c->payload = NULL;
+    disp->inflight++;
+    atomic_fetch_add(&d->m.inflight, 1);
+
+    a->r.task_id = a->c.id;
+    a->r.fence = a->c.fence;
+    a->r.attempt = a->c.attempts + 1;
+    a->r.node = d->cfg->node_id;
+    a->r.started_at = rt_now_ms();
+    a->started_mono = rt_mono_ms();
+
+    char err[512];
+    if (rt_task_decode(a->c.payload, strlen(a->c.payload), &a->task, err, sizeof err) != 0) {
+        /* Only possible if someone edited the row by hand: stop the task with
+         * the reason rather than retrying it forever. */
+        LOG_ERROR("sched", "task %" PRIu64 ": stored payload does not decode: %s", a->c.id, err);
+        snprintf(a->error, sizeof a->error, "stored payload does not decode: %s", err);
+        a->r.group = "-";
+        a->r.scene = "-";
+        a->r.outcome = "stopped";
+        a->r.new_status = "stopped";
+        a->r.error = a->error;
+        a->r.next_fire_at = a->r.started_at;
+        submit_record(a);
+        return;
+    }
+    a->task_ok = 1;
+    a->r.group = a->task.group;
+    a->r.scene = a->task.scene;
+    rd_config_resolve_policy(d->cfg, a->task.scene, &a->task.policy, &a->policy);
+    /* The task row carries the max_attempts resolved at ingest; the config
+     * may have changed since, but a task keeps the promise it was given. */
+    a->policy.max_attempts = a->c.max_attempts;
+    if (a->c.deadline > 0) {
+        a->policy.deadline = a->c.deadline;
+        a->policy.set |= RT_POL_DEADLINE;
+    }
+
+    if (build_request(a, err, sizeof err) != 0 ||
+        rd_httpc_start(d->httpc, a->easy, on_transfer_done, a) != 0) {
+        LOG_ERROR("sched", "task %" PRIu64 ": cannot start the request (%s); releasing it",
+                  a->c.id, err);
+        a->release_only = 1;
+        submit_record(a);
+        return;
+    }
+    a->next = disp->running;
+    if (disp->running) disp->running->prev = a;
+    disp->running = a;
+    LOG_DEBUG("sched", "task %" PRIu64 " attempt %d: %s %s", a->c.id, a->r.attempt,
+              a->task.target.method, a->task.target.url);
+}
+
+void rd_dispatcher_abort_all(rd_dispatcher *disp)
+{
+    while (disp->running) {
+        attempt *a = disp->running;
+        list_remove(disp, a);
+        rd_httpc_abort(disp->d->httpc, a->easy);
+        LOG_NOTICE("sched", "task %" PRIu64 ": attempt %d aborted by shutdown; releasing",
+                   a->c.id, a->r.attempt);
+        a->release_only = 1;
+        submit_record(a);
+    }
+}
+
+void rd_dispatcher_free(rd_dispatcher *disp)
+{
+    free(disp);
+}

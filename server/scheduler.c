@@ -1,0 +1,126 @@
+/*
+ * scheduler.c: the scan timer (see scheduler.h). The database is the source of
+ * truth for what is due; this module only decides when to ask and how much to
+ * take so that max_inflight holds.
+ */
+#include "scheduler.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "dispatcher.h"
+#include "log.h"
+#include "workq.h"
+
+struct rd_scheduler {
+    rd_daemon *d;
+    struct event *timer;
+    int busy;
+    int stopped;
+};
+
+typedef struct claim_job {
+    rd_job job;
+    rd_scheduler *s;
+    int limit;
+    rd_claimed *claimed;
+    size_t n;
+    size_t taken_over;
+} claim_job;
+
+static void schedule(rd_scheduler *s, int64_t in_ms)
+{
+    struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)((in_ms % 1000) * 1000)};
+    evtimer_add(s->timer, &tv);
+}
+
+static int claim_run(rd_store *st, rd_job *job)
+{
+    claim_job *cj = (claim_job *)job;
+    const rd_config *cfg = cj->s->d->cfg;
+    int64_t now = rt_now_ms();
+    return rd_store_claim(st, cfg->node_id, cj->limit, now, now + cfg->lease_ms, &cj->claimed,
+                          &cj->n, &cj->taken_over, job->err, sizeof job->err);
+}
+
+static void claim_done(rd_daemon *d, rd_job *job)
+{
+    claim_job *cj = (claim_job *)job;
+    rd_scheduler *s = cj->s;
+    s->busy = 0;
+    if (job->rc != RD_STORE_OK) {
+        LOG_ERROR("sched", "claim failed: %s", job->err);
+    } else {
+        if (cj->taken_over) {
+            atomic_fetch_add(&d->m.lease_takeovers, cj->taken_over);
+            LOG_WARN("sched", "took over %zu task(s) whose lease had expired", cj->taken_over);
+        }
+        if (cj->n) LOG_DEBUG("sched", "claimed %zu due task(s)", cj->n);
+        /* Tasks claimed as shutdown began are still started: the drain
+         * lets them finish or releases them, so none stays 'running'. */
+        for (size_t i = 0; i < cj->n; i++) rd_dispatcher_start(d->disp, &cj->claimed[i]);
+    }
+    int full = job->rc == RD_STORE_OK && (int)cj->n == cj->limit;
+    rd_claimed_free(cj->claimed, cj->n);
+    free(cj);
+    if (!s->stopped) schedule(s, full ? 0 : d->cfg->scan_interval_ms);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rd_scheduler *s = arg;
+    rd_daemon *d = s->d;
+    if (s->stopped || s->busy) return;
+    int room = d->cfg->max_inflight - rd_dispatcher_inflight(d->disp);
+    int limit = room < d->cfg->batch_size ? room : d->cfg->batch_size;
+    if (limit <= 0) {
+        schedule(s, d->cfg->scan_interval_ms);
+        return;
+    }
+    claim_job *cj = calloc(1, sizeof *cj);
+    if (!cj) {
+        LOG_ERROR("sched", "claim: out of memory");
+        schedule(s, d->cfg->scan_interval_ms);
+        return;
+    }
+    cj->s = s;
+    cj->limit = limit;
+    cj->job.run = claim_run;
+    cj->job.done = claim_done;
+    s->busy = 1;
+    rd_workq_submit(d->wq, &cj->job);
+}
+
+rd_scheduler *rd_scheduler_new(rd_daemon *d)
+{
+    rd_scheduler *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->d = d;
+    s->timer = evtimer_new(d->base, on_timer, s);
+    if (!s->timer) {
+        free(s);
+        return NULL;
+    }
+    schedule(s, 0);
+    return s;
+}
+
+void rd_scheduler_stop(rd_scheduler *s)
+{
+    s->stopped = 1;
+    evtimer_del(s->timer);
+}
+
+int rd_scheduler_busy(const rd_scheduler *s)
+{
+    return s->busy;
+}
+
+void rd_scheduler_free(rd_scheduler *s)
+{
+    if (!s) return;
+    event_free(s->timer);
+    free(s);
+}

@@ -1,0 +1,10 @@
+# Unit tests of libretryclient (include/retry/, client/). Included from
+# tests/CMakeLists.txt, so paths are relative to tests/.
+retry_unit_test(test_call SOURCES unit/test_call.c LIBS retryclient_static)
+retry_unit_test(test_http SOURCES unit/test_http.c LIBS retryclient_static Threads::Threads)
+
+# The shared library exports exactly the functions declared in the headers.
+add_test(NAME check_exports
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/unit/check_exports.sh
+          $<TARGET_FILE:retryclient> ${PROJECT_SOURCE_DIR}/include/retry)
+set_tests_properties(check_exports PROPERTIES LABELS unit)
