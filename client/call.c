@@ -112,9 +112,13 @@ static int finish(retry_call_state *st, retry_err outcome)
         }
     }
     if (c != NULL) {
+        /* Counted once per call, at its end: two atomic adds on the happy
+         * path. calls is the sum of the outcome counters (client.c). */
+        atomic_fetch_add_explicit(&c->attempts, (uint_fast64_t)st->attempt_,
+                                  memory_order_relaxed);
         switch (outcome) {
         case RETRY_OK:
-            atomic_fetch_add(&c->succeeded, 1);
+            atomic_fetch_add_explicit(&c->succeeded, 1, memory_order_relaxed);
             break;
         case RETRY_ERR_STOPPED:
             atomic_fetch_add(&c->stopped, 1);
@@ -143,8 +147,6 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
                                 const retry_http_request *ship, int (*classify)(int code))
 {
     const char *problem;
-    rt_rng rng;
-
     memset(st, 0, sizeof *st);
     st->client_ = client;
     st->policy_ = policy != NULL ? policy : &default_policy;
@@ -161,7 +163,6 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
         goto invalid;
     }
     if (client != NULL) {
-        atomic_fetch_add(&client->calls, 1);
         if (!client->enabled) {
             st->flags_ |= RC_FL_DISABLED;
             st->max_attempts_ = 1;
@@ -187,12 +188,7 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
             }
             st->flags_ |= RC_FL_SHIP;
         }
-        rt_rng_seed(&rng, client->rng_seed +
-                              0x9E3779B97F4A7C15ull * (uint64_t)atomic_fetch_add(&client->call_seq, 1));
-    } else {
-        rt_rng_seed(&rng, (uint64_t)(uintptr_t)st ^ (uint64_t)rc_now_ms(NULL));
     }
-    st->rng_ = rng.state;
     return st;
 
 invalid:
@@ -214,9 +210,21 @@ RETRY_API retry_call_state *retry_call_begin(retry_call_state *st, retry_client 
 static int64_t next_delay(retry_call_state *st)
 {
     const retry_policy *p = st->policy_;
+    retry_client *c = st->client_;
     rt_backoff b;
     rt_rng rng;
     int64_t d;
+
+    if (st->attempt_ == 1) {
+        /* Seeded at the first retry, so the happy path pays nothing: call
+         * number n of a client gets stream n of its seed. */
+        if (c != NULL)
+            rt_rng_seed(&rng, c->rng_seed + 0x9E3779B97F4A7C15ull *
+                                                 (uint64_t)atomic_fetch_add(&c->call_seq, 1));
+        else
+            rt_rng_seed(&rng, (uint64_t)(uintptr_t)st ^ (uint64_t)rc_now_ms(NULL));
+        st->rng_ = rng.state;
+    }
 
     memset(&b, 0, sizeof b);
     b.kind = p->multiplier >= 1.0 ? RT_BACKOFF_EXPONENTIAL : RT_BACKOFF_FIXED;
@@ -256,8 +264,6 @@ RETRY_API int retry_call_next(retry_call_state *st)
     if (st->phase_ == PH_START) {
         st->phase_ = PH_RUNNING;
         st->attempt_ = 1;
-        if (c != NULL)
-            atomic_fetch_add(&c->attempts, 1);
         return 1;
     }
     if (st->phase_ != PH_RUNNING)
@@ -305,7 +311,5 @@ RETRY_API int retry_call_next(retry_call_state *st)
     if (delay > 0 || (c != NULL && c->sleep_fn != NULL))
         rc_sleep_ms(c, delay);
     st->attempt_++;
-    if (c != NULL)
-        atomic_fetch_add(&c->attempts, 1);
     return 1;
 }

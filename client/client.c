@@ -321,7 +321,6 @@ RETRY_API void retry_client_stats(const retry_client *c, retry_stats *out)
     /* The counters are only ever read here; casting away const for C11's
      * atomic_load, whose first argument is not const-qualified in C11. */
     retry_client *m = (retry_client *)c;
-    out->calls = atomic_load(&m->calls);
     out->attempts = atomic_load(&m->attempts);
     out->succeeded = atomic_load(&m->succeeded);
     out->exhausted = atomic_load(&m->exhausted);
@@ -331,6 +330,7 @@ RETRY_API void retry_client_stats(const retry_client *c, retry_stats *out)
     out->ship_failed = atomic_load(&m->ship_failed);
     out->delivered = atomic_load(&m->delivered);
     out->delivery_failed = atomic_load(&m->delivery_failed);
+    out->calls = out->succeeded + out->exhausted + out->stopped + out->deadline;
 }
 
 retry_err rc_produce(retry_client *c, const char *key, const char *json, char *err, size_t errsz)

@@ -33,7 +33,7 @@ struct retry_client {
     rd_kafka_t *rk; /* NULL when brokers is NULL */
 
     atomic_uint_fast64_t call_seq; /* per-call RNG stream */
-    atomic_uint_fast64_t calls, attempts, succeeded, exhausted, stopped, deadline;
+    atomic_uint_fast64_t attempts, succeeded, exhausted, stopped, deadline;
     atomic_uint_fast64_t shipped, ship_failed, delivered, delivery_failed;
     atomic_uint_fast64_t failed_reported; /* delivery_failed seen by flush */
 };

@@ -79,6 +79,8 @@ int main(int argc, char **argv)
     retry_err flushed;
 
     conf.log_cb = print_log;
+    /* main() flushes for up to 10 s itself; destroy need not wait again. */
+    conf.flush_timeout_ms = 1000;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'b': conf.brokers = optarg; break;

@@ -53,7 +53,7 @@ typedef struct rd_config {
     int batch_size;           /* 500, 1..10000 */
     int64_t lease_ms;         /* 30000, 1000..86400000 */
     int max_inflight;         /* 256, 1..100000 */
-    rt_policy defaults;       /* default_* keys; every RT_POL_* bit set */
+    rt_policy defaults;       /* default_* keys; every RT_POL_* bit set but RT_POL_DEADLINE */
     /* [alerts] */
     char *alerts_webhook_url; /* webhook_url (NULL = none) */
     char *alerts_smtp_url;    /* smtp_url (NULL = none), e.g. smtp://host:25 */

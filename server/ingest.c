@@ -231,6 +231,10 @@ static void *ingest_main(void *arg)
 int rd_ingest_start(rd_daemon *d, rd_ingest **out, char *err, size_t errsz)
 {
     const rd_config *cfg = d->cfg;
+    if (!cfg->kafka_brokers) {
+        snprintf(err, errsz, "[kafka] brokers is not set (or RETRYD_KAFKA_BROKERS)");
+        return -1;
+    }
     rd_ingest *ing = calloc(1, sizeof *ing);
     if (!ing) {
         snprintf(err, errsz, "ingest: out of memory");

@@ -71,14 +71,16 @@ typedef struct retry_client_conf {
     /** Passed to log_cb, sleep_fn and now_ms_fn. [NULL] */
     void *opaque;
     /** Test hook: sleeps ms milliseconds between attempts. [NULL = nanosleep]
-     *  Called on the thread that runs the call. */
+     *  Called on the thread that runs the call, before every retry, also
+     *  when the delay is 0, so a test sees every pause. */
     void (*sleep_fn)(void *opaque, int64_t ms);
     /** Test hook: wall clock in ms since the epoch, used for deadline_ms and
      *  created_at. [NULL = CLOCK_REALTIME] */
     int64_t (*now_ms_fn)(void *opaque);
-    /** Seed for jitter. Call number n (0-based, counted per client) uses a
-     *  generator seeded from rng_seed and n, so a fixed seed gives a fixed
-     *  sequence of delays. [0 = seed from the clock] */
+    /** Seed for jitter. The n-th call of this client that needs a delay
+     *  (0-based) uses a generator seeded from rng_seed and n, so a fixed seed
+     *  gives a fixed sequence of delays in a single-threaded program.
+     *  [0 = seed from the clock] */
     uint64_t rng_seed;
     /** Global switch. [1] 0 makes every wrapped call run exactly once, with
      *  no retries, no recover and no shipping. */
@@ -107,8 +109,10 @@ RETRY_API void retry_client_conf_init(retry_client_conf *conf);
  * @return RETRY_OK; RETRY_ERR_INVALID_ARG (bad group, topic, kafka_props...);
  *         RETRY_ERR_NOMEM; RETRY_ERR_KAFKA (librdkafka refused the producer
  *         configuration); RETRY_ERR_HTTP (libcurl global init failed).
- * @remark Thread-safe. Creating the producer does not connect: an unreachable
- *         broker shows up later as delivery failures.
+ * @remark Thread-safe. An unreachable broker does not make this fail: it
+ *         shows up later as log messages and delivery failures.
+ * @remark On failure no client exists and sleep_fn/now_ms_fn are never
+ *         called; log_cb may already have received librdkafka's messages.
  */
 RETRY_API retry_err retry_client_new(const retry_client_conf *conf, retry_client **out,
                                      char *errstr, size_t errstr_size);
@@ -136,8 +140,8 @@ RETRY_API retry_err retry_client_flush(retry_client *client, int timeout_ms);
 
 /** Counters since retry_client_new(); filled by retry_client_stats(). */
 typedef struct retry_stats {
-    uint64_t calls;           /**< wrapped calls started (RETRY_CALL, http) */
-    uint64_t attempts;        /**< local attempts made (expression evaluations, requests) */
+    uint64_t calls;           /**< wrapped calls that ended (RETRY_CALL, http) */
+    uint64_t attempts;        /**< local attempts of those calls (counted at their end) */
     uint64_t succeeded;       /**< calls that ended with success */
     uint64_t exhausted;       /**< calls that used up max_attempts */
     uint64_t stopped;         /**< calls stopped by a non-retryable code */

@@ -1,6 +1,6 @@
 # Unit tests of libretryclient (include/retry/, client/). Included from
 # tests/CMakeLists.txt, so paths are relative to tests/.
-retry_unit_test(test_call SOURCES unit/test_call.c LIBS retryclient_static)
+retry_unit_test(test_call SOURCES unit/test_call.c LIBS retryclient_static Threads::Threads)
 retry_unit_test(test_http SOURCES unit/test_http.c LIBS retryclient_static Threads::Threads)
 
 # The shared library exports exactly the functions declared in the headers.

@@ -24,3 +24,8 @@ add_test(NAME check_config_doc
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/unit/check_config_doc.sh
           $<TARGET_FILE:gen_config_doc> ${PROJECT_SOURCE_DIR}/docs/configuration.md)
 set_tests_properties(check_config_doc PROPERTIES LABELS unit)
+
+retry_unit_test(test_decide
+  SOURCES unit/test_decide.c ../server/decide.c
+  LIBS retrycommon)
+target_include_directories(test_decide PRIVATE ${PROJECT_SOURCE_DIR}/server)

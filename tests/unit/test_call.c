@@ -4,6 +4,7 @@
  * configuration checks and the error names. No Kafka, no wall clock: the
  * client's sleep_fn records the delays and drives a fake clock.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -539,6 +540,50 @@ static void test_client_new_rejects_bad_conf(void **state)
     assert_int_equal(retry_client_flush(NULL, 0), RETRY_ERR_INVALID_ARG);
 }
 
+/* One client shared by several threads: the counters add up. */
+#define MT_THREADS 4
+#define MT_CALLS 2000
+
+static void *mt_worker(void *arg)
+{
+    retry_client *c = arg;
+    static const int codes[] = {1, 0};
+    int i, rc;
+
+    for (i = 0; i < MT_CALLS; i++) {
+        script s = {codes, 2, 0};
+        RETRY_CALL(rc, c, NULL, scripted(&s));
+        if (rc != 0)
+            return arg;
+    }
+    return NULL;
+}
+
+static void test_shared_client_threads(void **state)
+{
+    retry_client_conf conf = RETRY_CLIENT_CONF_DEFAULT;
+    retry_client *c = NULL;
+    pthread_t th[MT_THREADS];
+    retry_stats st;
+    void *res;
+    int i;
+
+    (void)state;
+    conf.group = "unit-test";
+    assert_int_equal(retry_client_new(&conf, &c, NULL, 0), RETRY_OK);
+    for (i = 0; i < MT_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, mt_worker, c), 0);
+    for (i = 0; i < MT_THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], &res), 0);
+        assert_null(res);
+    }
+    retry_client_stats(c, &st);
+    assert_int_equal(st.calls, MT_THREADS * MT_CALLS);
+    assert_int_equal(st.succeeded, MT_THREADS * MT_CALLS);
+    assert_int_equal(st.attempts, 2 * MT_THREADS * MT_CALLS);
+    retry_client_destroy(c);
+}
+
 static void test_flush_without_brokers(void **state)
 {
     fixture *f = *state;
@@ -568,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_client_new_rejects_bad_conf),
         cmocka_unit_test_setup_teardown(test_flush_without_brokers, setup, teardown),
+        cmocka_unit_test(test_shared_client_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
