@@ -113,10 +113,16 @@ static void reply_store_error(struct evhttp_request *req, int rc, const char *er
 
 /* ---- jobs ---------------------------------------------------------------- */
 
+/* libevent 2.1 calls this from evhttp_connection_free. Two cases:
+ *  - the connection failed (timeout, EOF) while we were working: evhttp has
+ *    detached the request (its connection is now NULL) and not freed it;
+ *    evhttp_send_reply on a detached request frees it, so keep it;
+ *  - the whole evhttp is being freed (shutdown): the request is freed right
+ *    after this callback, so forget it and drop the reply. */
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
     api_job *j = arg;
-    j->req = NULL; /* evhttp frees the request; the job's reply is dropped */
+    if (j->req && evhttp_request_get_connection(j->req) != NULL) j->req = NULL;
 }
 
 static void api_job_free(api_job *j)
@@ -173,7 +179,8 @@ static void api_done(rd_daemon *d, rd_job *job)
 {
     api_job *j = (api_job *)job;
     struct evhttp_request *req = j->req;
-    if (req) evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+    struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+    if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
     if (j->kind == API_POISON) {
         if (job->rc)
             LOG_ERROR("http", "rejected task from %s not kept in retry_poison: %s", j->source,

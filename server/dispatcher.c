@@ -10,6 +10,13 @@
  * A store write that fails is retried a few times while the lease lasts;
  * after that the task stays 'running' until its lease expires and another
  * claim (by any node) runs the same attempt number again: at-least-once.
+ *
+ * Leases: every lease_ms / 3 a store job extends the lease of every task this
+ * node is still working on (transfer running or result not yet written), so
+ * an attempt longer than lease_ms is not taken over while it runs. If this
+ * node claims a task it is already working on (its renewal failed and the
+ * lease expired), no second request is sent: the running attempt adopts the
+ * new fencing token.
  */
 #include "dispatcher.h"
 
@@ -24,6 +31,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "notify.h"
+#include "utf8.h"
 #include "workq.h"
 
 #define RECORD_RETRIES 5
@@ -34,15 +42,18 @@ typedef struct attempt attempt;
 
 struct rd_dispatcher {
     rd_daemon *d;
-    attempt *running;        /* transfers in flight (for abort_all) */
+    attempt *all;            /* every attempt from start until finish */
     int inflight;            /* started, not yet recorded */
     rt_rng rng;
+    struct event *renew_timer;
+    int renew_busy;
 };
 
 struct attempt {
     rd_job job;              /* first member: the store job */
     rd_dispatcher *disp;
-    attempt *prev, *next;    /* in disp->running while the transfer runs */
+    attempt *prev, *next;    /* in disp->all */
+    int transfer_running;
     rd_claimed c;
     rt_task task;
     int task_ok;             /* task decoded */
@@ -74,10 +85,80 @@ static void list_remove(rd_dispatcher *disp, attempt *a)
 {
     if (a->prev)
         a->prev->next = a->next;
-    else if (disp->running == a)
-        disp->running = a->next;
+    else if (disp->all == a)
+        disp->all = a->next;
     if (a->next) a->next->prev = a->prev;
     a->prev = a->next = NULL;
+}
+
+static void list_add(rd_dispatcher *disp, attempt *a)
+{
+    a->prev = NULL;
+    a->next = disp->all;
+    if (disp->all) disp->all->prev = a;
+    disp->all = a;
+}
+
+/* ---- lease renewal ------------------------------------------------------- */
+
+typedef struct renew_job {
+    rd_job job;
+    rd_dispatcher *disp;
+    uint64_t *ids, *fences;
+    size_t n, renewed;
+} renew_job;
+
+static int renew_run(rd_store *s, rd_job *job)
+{
+    renew_job *rj = (renew_job *)job;
+    int64_t lease_until = rt_now_ms() + rj->disp->d->cfg->lease_ms;
+    return rd_store_renew(s, rj->ids, rj->fences, rj->n, lease_until, &rj->renewed, job->err,
+                          sizeof job->err);
+}
+
+static void renew_done(rd_daemon *d, rd_job *job)
+{
+    renew_job *rj = (renew_job *)job;
+    rj->disp->renew_busy = 0;
+    if (job->rc)
+        LOG_ERROR("sched", "renewing %zu lease(s) failed: %s", rj->n, job->err);
+    else
+        LOG_DEBUG("sched", "renewed %zu of %zu lease(s)", rj->renewed, rj->n);
+    free(rj->ids);
+    free(rj->fences);
+    free(rj);
+}
+
+static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rd_dispatcher *disp = arg;
+    if (disp->renew_busy || !disp->all) return;
+    size_t n = 0;
+    for (attempt *a = disp->all; a; a = a->next) n++;
+    renew_job *rj = calloc(1, sizeof *rj);
+    if (rj) {
+        rj->ids = malloc(n * sizeof *rj->ids);
+        rj->fences = malloc(n * sizeof *rj->fences);
+    }
+    if (!rj || !rj->ids || !rj->fences) {
+        if (rj) {
+            free(rj->ids);
+            free(rj->fences);
+            free(rj);
+        }
+        LOG_ERROR("sched", "lease renewal: out of memory");
+        return;
+    }
+    for (attempt *a = disp->all; a; a = a->next) {
+        rj->ids[rj->n] = a->c.id;
+        rj->fences[rj->n] = a->c.fence;
+        rj->n++;
+    }
+    rj->disp = disp;
+    rj->job.run = renew_run;
+    rj->job.done = renew_done;
+    disp->renew_busy = 1;
+    rd_workq_submit(disp->d->wq, &rj->job);
 }
 
 rd_dispatcher *rd_dispatcher_new(rd_daemon *d)
@@ -86,6 +167,14 @@ rd_dispatcher *rd_dispatcher_new(rd_daemon *d)
     if (!disp) return NULL;
     disp->d = d;
     rt_rng_seed(&disp->rng, (uint64_t)rt_mono_ns() ^ (uint64_t)rt_now_ms());
+    disp->renew_timer = event_new(d->base, -1, EV_PERSIST, on_renew_timer, disp);
+    if (!disp->renew_timer) {
+        free(disp);
+        return NULL;
+    }
+    int64_t every = d->cfg->lease_ms / 3;
+    struct timeval tv = {(time_t)(every / 1000), (suseconds_t)((every % 1000) * 1000)};
+    event_add(disp->renew_timer, &tv);
     return disp;
 }
 
@@ -114,6 +203,7 @@ static void record_retry(evutil_socket_t fd, short what, void *arg)
 
 static void finish(attempt *a)
 {
+    list_remove(a->disp, a);
     a->disp->inflight--;
     atomic_fetch_sub(&a->disp->d->m.inflight, 1);
     attempt_free(a);
@@ -164,7 +254,7 @@ static void record_done(rd_daemon *d, rd_job *job)
             rd_task_end e = {.id = id,
                              .task = &a->task,
                              .event = st,
-                             .attempts = a->r.attempt,
+                             .attempts = a->r.attempts,
                              .last_status = a->r.http_status,
                              .last_error = a->r.error};
             rd_notify_task_ended(d->notify, &e);
@@ -201,25 +291,33 @@ static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status
     attempt *a = arg;
     rd_dispatcher *disp = a->disp;
     rd_daemon *d = disp->d;
-    list_remove(disp, a);
+    a->transfer_running = 0;
     int responded = result == CURLE_OK && status > 0;
     int64_t now = rt_now_ms();
     a->r.duration_ms = (int)(rt_mono_ms() - a->started_mono);
     rd_decision dec;
-    rd_decide(&a->policy, &a->task.target, responded, status, a->r.attempt, now,
+    rd_decide(&a->policy, &a->task.target, responded, status, a->r.attempts, now,
               a->c.last_delay_ms, &disp->rng, &dec);
     a->r.outcome = dec.outcome;
     a->r.new_status = dec.status;
     a->r.next_fire_at = dec.next_fire_at;
     a->r.last_delay_ms = dec.delay_ms;
     a->r.http_status = responded ? (int)status : 0;
+    /* The error text goes to utf8mb4 columns and JSON bodies: whatever the
+     * target sent must be made valid UTF-8 first, or the write would fail. */
+    char raw[sizeof a->error];
     if (!responded) {
-        snprintf(a->error, sizeof a->error, "%s: %s", curl_easy_strerror(result),
+        snprintf(raw, sizeof raw, "%s: %s", curl_easy_strerror(result),
                  a->curl_err[0] ? a->curl_err : "no detail");
+        rt_utf8_sanitize(raw, strlen(raw), a->error, sizeof a->error);
         a->r.error = a->error;
     } else if (strcmp(dec.outcome, "succeeded") != 0) {
         /* Keep the head of the answer: it usually says why. */
-        snprintf(a->error, sizeof a->error, "HTTP %ld: %s", status, a->body_head);
+        int n = snprintf(raw, sizeof raw, "HTTP %ld: ", status);
+        size_t room = sizeof raw - (size_t)n - 1;
+        size_t take = a->body_len < room ? a->body_len : room;
+        memcpy(raw + n, a->body_head, take);
+        rt_utf8_sanitize(raw, (size_t)n + take, a->error, sizeof a->error);
         a->r.error = a->error;
     }
     if (strcmp(dec.outcome, "succeeded") == 0) atomic_fetch_add(&d->m.attempts_succeeded, 1);
@@ -300,9 +398,53 @@ oom:
     return -1;
 }
 
+static attempt *find(rd_dispatcher *disp, uint64_t id)
+{
+    for (attempt *a = disp->all; a; a = a->next)
+        if (a->c.id == id) return a;
+    return NULL;
+}
+
+void rd_dispatcher_release(rd_dispatcher *disp, rd_claimed *c)
+{
+    attempt *a = calloc(1, sizeof *a);
+    if (!a) {
+        LOG_ERROR("sched", "task %" PRIu64 ": out of memory; it is retried after its lease",
+                  c->id);
+        return;
+    }
+    a->disp = disp;
+    a->c = *c;
+    c->payload = NULL;
+    a->release_only = 1;
+    disp->inflight++;
+    atomic_fetch_add(&disp->d->m.inflight, 1);
+    list_add(disp, a);
+    submit_record(a);
+}
+
 void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
 {
     rd_daemon *d = disp->d;
+    attempt *running = find(disp, c->id);
+    if (running && !running->transfer_running) {
+        /* Its result is being written with the old token (a worker reads it
+         * now, so it cannot change): that write will conflict, and the task
+         * is attempted again once this new claim's lease expires. */
+        LOG_WARN("sched", "task %" PRIu64 ": re-claimed while attempt %d's result is being "
+                 "written; it runs again after the lease", c->id, running->r.attempt);
+        return;
+    }
+    if (running) {
+        /* Our own lease expired (renewal failed) and this node claimed the
+         * task again: keep the one request in flight, with the new token. */
+        LOG_WARN("sched", "task %" PRIu64 ": re-claimed while attempt %d runs here; the "
+                 "running attempt adopts fence %" PRIu64,
+                 c->id, running->r.attempt, c->fence);
+        running->c.fence = c->fence;
+        running->r.fence = c->fence;
+        return;
+    }
     attempt *a = calloc(1, sizeof *a);
     if (!a) {
         LOG_ERROR("sched", "task %" PRIu64 ": out of memory; it is retried after its lease",
@@ -315,9 +457,11 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
     disp->inflight++;
     atomic_fetch_add(&d->m.inflight, 1);
 
+    list_add(disp, a);
     a->r.task_id = a->c.id;
     a->r.fence = a->c.fence;
-    a->r.attempt = a->c.attempts + 1;
+    a->r.attempt = a->c.attempt_seq + 1;
+    a->r.attempts = a->c.attempts + 1;
     a->r.node = d->cfg->node_id;
     a->r.started_at = rt_now_ms();
     a->started_mono = rt_mono_ms();
@@ -347,6 +491,22 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
     if (a->c.deadline > 0) {
         a->policy.deadline = a->c.deadline;
         a->policy.set |= RT_POL_DEADLINE;
+        if (a->r.started_at > a->c.deadline) {
+            /* DESIGN.md: past its deadline a task is exhausted; do not fire. */
+            snprintf(a->error, sizeof a->error,
+                     "deadline %" PRId64 " passed before attempt %d could start", a->c.deadline,
+                     a->r.attempt);
+            a->r.no_attempt = 1;
+            a->r.attempt = a->c.attempt_seq;
+            a->r.attempts = a->c.attempts;
+            a->r.outcome = "failed";
+            a->r.new_status = "exhausted";
+            a->r.error = a->error;
+            a->r.next_fire_at = a->r.started_at;
+            a->r.last_delay_ms = a->c.last_delay_ms;
+            submit_record(a);
+            return;
+        }
     }
 
     if (build_request(a, err, sizeof err) != 0 ||
@@ -357,18 +517,16 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
         submit_record(a);
         return;
     }
-    a->next = disp->running;
-    if (disp->running) disp->running->prev = a;
-    disp->running = a;
+    a->transfer_running = 1;
     LOG_DEBUG("sched", "task %" PRIu64 " attempt %d: %s %s", a->c.id, a->r.attempt,
               a->task.target.method, a->task.target.url);
 }
 
 void rd_dispatcher_abort_all(rd_dispatcher *disp)
 {
-    while (disp->running) {
-        attempt *a = disp->running;
-        list_remove(disp, a);
+    for (attempt *a = disp->all; a; a = a->next) {
+        if (!a->transfer_running) continue;
+        a->transfer_running = 0;
         rd_httpc_abort(disp->d->httpc, a->easy);
         LOG_NOTICE("sched", "task %" PRIu64 ": attempt %d aborted by shutdown; releasing",
                    a->c.id, a->r.attempt);
@@ -379,5 +537,7 @@ void rd_dispatcher_abort_all(rd_dispatcher *disp)
 
 void rd_dispatcher_free(rd_dispatcher *disp)
 {
+    if (!disp) return;
+    event_free(disp->renew_timer);
     free(disp);
 }

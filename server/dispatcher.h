@@ -14,6 +14,9 @@
 rd_dispatcher *rd_dispatcher_new(rd_daemon *d);
 /* Starts one attempt for a claimed task; takes c->payload (sets it NULL). */
 void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c);
+/* Gives a claimed task back to 'pending' without an attempt (claims that
+ * complete after shutdown began). Takes c->payload. */
+void rd_dispatcher_release(rd_dispatcher *disp, rd_claimed *c);
 /* Attempts in flight (started, result not yet written). */
 int rd_dispatcher_inflight(const rd_dispatcher *disp);
 /* Shutdown: aborts running transfers and releases their tasks to 'pending'

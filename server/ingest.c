@@ -67,6 +67,24 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, s
     return 0;
 }
 
+/* One transaction on the ingest connection, (re)connecting first. */
+static int store_rows(rd_ingest *ing, const rd_ingest_row *rows, size_t nrows,
+                      const rd_poison_row *poison, size_t npoison, int64_t now, size_t *inserted,
+                      char *err, size_t errsz)
+{
+    *inserted = 0;
+    if (!ing->store && rd_store_open(ing->d->cfg, 0, &ing->store, err, errsz) != RD_STORE_OK) {
+        ing->store = NULL;
+        return RD_STORE_CONN;
+    }
+    int rc = rd_store_ingest(ing->store, rows, nrows, poison, npoison, now, inserted, err, errsz);
+    if (rc == RD_STORE_CONN) {
+        rd_store_close(ing->store);
+        ing->store = NULL;
+    }
+    return rc;
+}
+
 typedef struct batch {
     rd_kafka_message_t *msgs[RD_INGEST_BATCH];
     size_t n;
@@ -105,19 +123,48 @@ static int write_batch(rd_ingest *ing, batch *b, char *err, size_t errsz)
     /* Within one batch, a key may repeat (duplicate delivery); a multi-row
      * INSERT handles that: the second row hits the first as a duplicate. */
     size_t inserted = 0;
-    int rc;
-    if (!ing->store) {
-        rc = rd_store_open(d->cfg, 0, &ing->store, err, errsz);
-        if (rc) ing->store = NULL;
-    } else {
+    int rc = store_rows(ing, rows, nrows, poison, npoison, now, &inserted, err, errsz);
+    if (rc == RD_STORE_ERR) {
+        /* Not the connection: something in the batch is refused by MySQL
+         * every time. Write row by row so that one bad row cannot stop the
+         * consumer: a task MySQL refuses becomes a poison row with MySQL's
+         * reason, and the rest go in. */
+        LOG_WARN("kafka", "batch refused (%s); writing its %zu row(s) one by one", err,
+                 nrows + npoison);
+        inserted = 0;
         rc = RD_STORE_OK;
-    }
-    if (rc == RD_STORE_OK)
-        rc = rd_store_ingest(ing->store, rows, nrows, poison, npoison, now, &inserted, err,
-                             errsz);
-    if (rc == RD_STORE_CONN) {
-        rd_store_close(ing->store);
-        ing->store = NULL;
+        for (size_t i = 0; i < nrows && rc != RD_STORE_CONN; i++) {
+            size_t one = 0;
+            char rowerr[512];
+            rc = store_rows(ing, &rows[i], 1, NULL, 0, now, &one, rowerr, sizeof rowerr);
+            inserted += one;
+            if (rc != RD_STORE_ERR) continue;
+            char reason[700];
+            snprintf(reason, sizeof reason, "task refused by MySQL: %s", rowerr);
+            rd_poison_row p = {rows[i].payload, strlen(rows[i].payload), reason,
+                               "kafka:batch-fallback"};
+            rc = store_rows(ing, NULL, 0, &p, 1, now, &one, rowerr, sizeof rowerr);
+            if (rc == RD_STORE_OK) atomic_fetch_add(&d->m.poison, 1);
+            if (rc == RD_STORE_ERR)
+                LOG_ERROR("kafka", "task %s/%s refused by MySQL (%s) and its poison row too "
+                          "(%s); it is skipped: only this log line keeps it",
+                          rows[i].task->group, rows[i].task->idempotency_key, reason, rowerr);
+            if (rc == RD_STORE_ERR) rc = RD_STORE_OK;
+        }
+        for (size_t i = 0; i < npoison && rc != RD_STORE_CONN; i++) {
+            size_t one = 0;
+            char rowerr[512];
+            rc = store_rows(ing, NULL, 0, &poison[i], 1, now, &one, rowerr, sizeof rowerr);
+            if (rc == RD_STORE_ERR) {
+                LOG_ERROR("kafka", "poison message at %s could not be kept (%s); reason was: %s",
+                          poison[i].source, rowerr, poison[i].reason);
+                rc = RD_STORE_OK;
+            } else if (rc == RD_STORE_OK) {
+                atomic_fetch_add(&d->m.poison, 1);
+            }
+        }
+        npoison = 0; /* counted above */
+        if (rc == RD_STORE_CONN) snprintf(err, errsz, "connection lost during row-by-row write");
     }
     for (size_t i = 0; i < nrows; i++) {
         rt_task_free(&tasks[i]);
@@ -160,6 +207,26 @@ static void set_paused(rd_ingest *ing, int pause)
             rd_kafka_resume_partitions(ing->rk, parts);
     }
     rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* A message that arrives while ingest is paused comes from a partition
+ * assigned after the pause (a rebalance): rewind that partition to the
+ * message and pause it too, so the message is read again later, not lost. */
+static void hold_back(rd_ingest *ing, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_add(one, rd_kafka_topic_name(m->rkt), m->partition);
+    p->offset = m->offset;
+    rd_kafka_pause_partitions(ing->rk, one);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->rk, one, 5000);
+    if (e) {
+        LOG_ERROR("kafka", "seek back to %s/%" PRId32 "/%" PRId64 " failed: %s; the message "
+                  "is redelivered after a restart or rebalance (its offset was not stored)",
+                  rd_kafka_topic_name(m->rkt), m->partition, m->offset, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(one);
 }
 
 static void *ingest_main(void *arg)
@@ -210,7 +277,8 @@ static void *ingest_main(void *arg)
             int64_t until = rt_mono_ms() + backoff_ms;
             while (rt_mono_ms() < until && !atomic_load(&ing->quit)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->rk, 50);
-                if (m) rd_kafka_message_destroy(m); /* only errors/EOF arrive while paused */
+                if (m && !m->err) hold_back(ing, m);
+                if (m) rd_kafka_message_destroy(m);
             }
             backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
         }

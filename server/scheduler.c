@@ -58,9 +58,14 @@ static void claim_done(rd_daemon *d, rd_job *job)
             LOG_WARN("sched", "took over %zu task(s) whose lease had expired", cj->taken_over);
         }
         if (cj->n) LOG_DEBUG("sched", "claimed %zu due task(s)", cj->n);
-        /* Tasks claimed as shutdown began are still started: the drain
-         * lets them finish or releases them, so none stays 'running'. */
-        for (size_t i = 0; i < cj->n; i++) rd_dispatcher_start(d->disp, &cj->claimed[i]);
+        /* Tasks claimed after shutdown began are released at once, not
+         * started: the drain must not wait on new requests. */
+        for (size_t i = 0; i < cj->n; i++) {
+            if (atomic_load(&d->stopping))
+                rd_dispatcher_release(d->disp, &cj->claimed[i]);
+            else
+                rd_dispatcher_start(d->disp, &cj->claimed[i]);
+        }
     }
     int full = job->rc == RD_STORE_OK && (int)cj->n == cj->limit;
     rd_claimed_free(cj->claimed, cj->n);

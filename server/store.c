@@ -147,10 +147,15 @@ int rd_store_open(const rd_config *c, int multi_statements, rd_store **out, char
         return RD_STORE_ERR;
     }
     unsigned timeout_s = 5;
+    /* Read/write timeouts bound every statement, so a MySQL server that stops
+     * answering cannot hang a worker (or shutdown) forever. */
+    unsigned io_timeout_s = 30;
     my_bool reconnect = 0; /* reconnects are explicit (rd_store_ping) so a
                               transaction is never silently cut in two */
     mysql_options(s->db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
     mysql_options(s->db, MYSQL_OPT_RECONNECT, &reconnect);
+    mysql_options(s->db, MYSQL_OPT_READ_TIMEOUT, &io_timeout_s);
+    mysql_options(s->db, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout_s);
     mysql_options(s->db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     unsigned long flags = multi_statements ? CLIENT_MULTI_STATEMENTS : 0;
     if (!mysql_real_connect(s->db, c->mysql_socket ? NULL : c->mysql_host, c->mysql_user,
@@ -241,34 +246,35 @@ int rd_store_ingest(rd_store *s, const rd_ingest_row *rows, size_t nrows,
     int rc = run_sql(s, "START TRANSACTION", "START TRANSACTION", err, errsz);
     if (rc) return rc;
     sqlbuf b = {0};
-    if (nrows > 0) {
-        sqlbuf_printf(&b, "%s", INSERT_TASK_HEAD);
-        for (size_t i = 0; i < nrows; i++) {
-            if (i) sqlbuf_printf(&b, ",");
-            append_task_values(&b, s->db, &rows[i], now_ms);
-        }
+    for (size_t i = 0; i < nrows; i++) {
+        if (b.len == 0) sqlbuf_printf(&b, "%s", INSERT_TASK_HEAD);
+        else sqlbuf_printf(&b, ",");
+        append_task_values(&b, s->db, &rows[i], now_ms);
+        if (i + 1 < nrows && b.len < RD_STORE_MAX_STATEMENT_BYTES) continue;
         sqlbuf_printf(&b, "%s", INSERT_TASK_TAIL);
         rc = run(s, &b, "INSERT retry_task (batch)", err, errsz);
         if (rc) goto out;
-        /* With ON DUPLICATE KEY UPDATE, a new row counts 1 and an existing
-         * row whose values did not change counts 0. */
-        my_ulonglong aff = mysql_affected_rows(s->db);
-        *inserted = (size_t)aff;
-    }
-    if (npoison > 0) {
+        /* With ON DUPLICATE KEY UPDATE (and CLIENT_FOUND_ROWS unset), a new
+         * row counts 1 and an existing row left unchanged counts 0. */
+        *inserted += (size_t)mysql_affected_rows(s->db);
         b.len = 0;
-        sqlbuf_printf(&b, "INSERT INTO retry_poison (raw, reason, source, received_at) VALUES ");
-        for (size_t i = 0; i < npoison; i++) {
-            sqlbuf_printf(&b, "%s(", i ? "," : "");
-            sqlbuf_strn(&b, s->db, poison[i].raw ? poison[i].raw : "", poison[i].raw_len);
+    }
+    for (size_t i = 0; i < npoison; i++) {
+        if (b.len == 0)
+            sqlbuf_printf(&b, "INSERT INTO retry_poison (raw, reason, source, received_at) VALUES ");
+        else
             sqlbuf_printf(&b, ",");
-            sqlbuf_str(&b, s->db, poison[i].reason);
-            sqlbuf_printf(&b, ",");
-            sqlbuf_str(&b, s->db, poison[i].source);
-            sqlbuf_printf(&b, ",%" PRId64 ")", now_ms);
-        }
+        sqlbuf_printf(&b, "(");
+        sqlbuf_strn(&b, s->db, poison[i].raw ? poison[i].raw : "", poison[i].raw_len);
+        sqlbuf_printf(&b, ",");
+        sqlbuf_str(&b, s->db, poison[i].reason);
+        sqlbuf_printf(&b, ",");
+        sqlbuf_str(&b, s->db, poison[i].source);
+        sqlbuf_printf(&b, ",%" PRId64 ")", now_ms);
+        if (i + 1 < npoison && b.len < RD_STORE_MAX_STATEMENT_BYTES) continue;
         rc = run(s, &b, "INSERT retry_poison", err, errsz);
         if (rc) goto out;
+        b.len = 0;
     }
     rc = run_sql(s, "COMMIT", "COMMIT", err, errsz);
 out:
@@ -321,7 +327,7 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
      * The UNION keeps each branch on its own index. */
     sqlbuf_printf(&b,
                   "SELECT id, fence, attempts, max_attempts, last_delay_ms, deadline, "
-                  "next_fire_at, payload, status FROM retry_task "
+                  "next_fire_at, payload, attempt_seq FROM retry_task "
                   "WHERE status = 'pending' AND next_fire_at <= %" PRId64
                   " ORDER BY priority DESC, next_fire_at LIMIT %d FOR UPDATE SKIP LOCKED",
                   now_ms, limit);
@@ -356,6 +362,7 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
             c->deadline = col_i64(row[5]);
             c->next_fire_at = col_i64(row[6]);
             c->payload = strndup(row[7], lens[7]);
+            c->attempt_seq = (int)col_i64(row[8]);
             if (!c->payload) {
                 snprintf(err, errsz, "claim: out of memory");
                 rc = RD_STORE_ERR;
@@ -372,7 +379,7 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
             b.len = 0;
             sqlbuf_printf(&b,
                           "SELECT id, fence, attempts, max_attempts, last_delay_ms, deadline, "
-                          "next_fire_at, payload, status FROM retry_task "
+                          "next_fire_at, payload, attempt_seq FROM retry_task "
                           "WHERE status = 'running' AND lease_until < %" PRId64
                           " ORDER BY lease_until LIMIT %d FOR UPDATE SKIP LOCKED",
                           now_ms, left);
@@ -430,9 +437,10 @@ int rd_store_record(rd_store *s, const rd_attempt_result *r, int64_t now_ms, cha
      * lease over, zero rows match and the attempt row is not written. */
     sqlbuf_printf(&b, "UPDATE retry_task SET status = ");
     sqlbuf_str(&b, s->db, r->new_status);
-    sqlbuf_printf(&b, ", attempts = %d, last_delay_ms = %" PRId64 ", next_fire_at = %" PRId64
-                  ", last_status = ",
-                  r->attempt, r->last_delay_ms, r->next_fire_at);
+    if (!r->no_attempt)
+        sqlbuf_printf(&b, ", attempts = %d, attempt_seq = %d", r->attempts, r->attempt);
+    sqlbuf_printf(&b, ", last_delay_ms = %" PRId64 ", next_fire_at = %" PRId64 ", last_status = ",
+                  r->last_delay_ms, r->next_fire_at);
     if (r->http_status > 0)
         sqlbuf_printf(&b, "%d", r->http_status);
     else
@@ -456,6 +464,7 @@ int rd_store_record(rd_store *s, const rd_attempt_result *r, int64_t now_ms, cha
         rc = RD_STORE_CONFLICT;
         goto out;
     }
+    if (r->no_attempt) goto commit;
     b.len = 0;
     sqlbuf_printf(&b, "INSERT INTO retry_attempt (task_id, attempt, node, fence, group_name, "
                       "scene, started_at, duration_ms, outcome, http_status, error) VALUES (");
@@ -478,11 +487,31 @@ int rd_store_record(rd_store *s, const rd_attempt_result *r, int64_t now_ms, cha
     sqlbuf_printf(&b, ")");
     rc = run(s, &b, "INSERT retry_attempt", err, errsz);
     if (rc) goto out;
+commit:
     rc = run_sql(s, "COMMIT", "COMMIT attempt", err, errsz);
 out:
     if (rc) rollback(s);
     sqlbuf_free(&b);
     return rc;
+}
+
+int rd_store_renew(rd_store *s, const uint64_t *ids, const uint64_t *fences, size_t n,
+                   int64_t lease_until_ms, size_t *renewed, char *err, size_t errsz)
+{
+    *renewed = 0;
+    if (n == 0) return RD_STORE_OK;
+    sqlbuf b = {0};
+    sqlbuf_printf(&b, "UPDATE retry_task SET lease_until = %" PRId64
+                      " WHERE status = 'running' AND (id, fence) IN (",
+                  lease_until_ms);
+    for (size_t i = 0; i < n; i++)
+        sqlbuf_printf(&b, "%s(%" PRIu64 ",%" PRIu64 ")", i ? "," : "", ids[i], fences[i]);
+    sqlbuf_printf(&b, ")");
+    int rc = run(s, &b, "UPDATE retry_task (renew leases)", err, errsz);
+    sqlbuf_free(&b);
+    if (rc) return rc;
+    *renewed = (size_t)mysql_affected_rows(s->db);
+    return RD_STORE_OK;
 }
 
 int rd_store_release(rd_store *s, uint64_t id, uint64_t fence, int64_t now_ms, char *err,
@@ -552,7 +581,8 @@ static json_t *result_to_json(rd_store *s, const char *what, int *rc, char *err,
 }
 
 static const char TASK_COLUMNS[] =
-    "id, group_name AS `group`, scene, idempotency_key, status, attempts, max_attempts, "
+    "id, group_name AS `group`, scene, idempotency_key, status, attempts, attempt_seq, "
+    "max_attempts, "
     "priority, next_fire_at, deadline, last_status, last_error, trace_id, owner_node, "
     "lease_until, fence, created_at, updated_at, ended_at";
 

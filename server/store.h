@@ -61,8 +61,11 @@ typedef struct rd_poison_row {
 } rd_poison_row;
 
 /* Inserts tasks (a duplicate (group_name, idempotency_key) is left as it is:
- * no second task, progress kept) and poison rows in ONE transaction.
+ * no second task, progress kept) and poison rows in ONE transaction, split
+ * into statements of at most RD_STORE_MAX_STATEMENT_BYTES so that a batch of
+ * large messages stays under max_allowed_packet (MariaDB default 16 MiB).
  * *inserted = number of new tasks. On error nothing is written. */
+#define RD_STORE_MAX_STATEMENT_BYTES (4u << 20)
 int rd_store_ingest(rd_store *s, const rd_ingest_row *rows, size_t nrows,
                     const rd_poison_row *poison, size_t npoison, int64_t now_ms,
                     size_t *inserted, char *err, size_t errsz);
@@ -76,7 +79,8 @@ int rd_store_insert_one(rd_store *s, const rd_ingest_row *row, int64_t now_ms, u
 typedef struct rd_claimed {
     uint64_t id;
     uint64_t fence;
-    int attempts;          /* server attempts made before this claim */
+    int attempts;          /* server attempts made since the last replay */
+    int attempt_seq;       /* server attempts ever made (numbers retry_attempt rows) */
     int max_attempts;
     int64_t last_delay_ms;
     int64_t deadline;      /* 0 = none */
@@ -100,7 +104,10 @@ void rd_claimed_free(rd_claimed *c, size_t n);
 typedef struct rd_attempt_result {
     uint64_t task_id;
     uint64_t fence;
-    int attempt;             /* 1-based server attempt */
+    int attempt;             /* attempt number: attempt_seq + 1 (X-Retry-Attempt) */
+    int attempts;            /* the task's new `attempts` (since the last replay) */
+    int no_attempt;          /* 1: end the task without an attempt (deadline passed
+                                before firing); attempts and attempt_seq unchanged */
     const char *node;
     const char *group;
     const char *scene;
@@ -117,6 +124,12 @@ typedef struct rd_attempt_result {
 /* Returns RD_STORE_CONFLICT (and writes nothing) when the fence moved on. */
 int rd_store_record(rd_store *s, const rd_attempt_result *r, int64_t now_ms, char *err,
                     size_t errsz);
+
+/* Extends the leases of tasks this node is still working on: lease_until =
+ * lease_until_ms where id and fence match. *renewed = rows changed (a task
+ * whose fence moved on is not renewed). */
+int rd_store_renew(rd_store *s, const uint64_t *ids, const uint64_t *fences, size_t n,
+                   int64_t lease_until_ms, size_t *renewed, char *err, size_t errsz);
 
 /* Gives a claimed task back: status 'pending', due now, lease cleared. */
 int rd_store_release(rd_store *s, uint64_t id, uint64_t fence, int64_t now_ms, char *err,

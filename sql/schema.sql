@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS retry_task (
   idempotency_key VARCHAR(191) NOT NULL,
   -- pending | running | succeeded | exhausted | stopped | paused | cancelled
   status          VARCHAR(16)  NOT NULL DEFAULT 'pending',
-  attempts        INT          NOT NULL DEFAULT 0,   -- server attempts made
+  attempts        INT          NOT NULL DEFAULT 0,   -- server attempts made (since the last replay)
+  attempt_seq     INT          NOT NULL DEFAULT 0,   -- server attempts ever made; never reset, so
+                                                    -- retry_attempt.attempt stays unique across replays
   max_attempts    INT          NOT NULL,
   priority        INT          NOT NULL DEFAULT 0,   -- higher runs first
   next_fire_at    BIGINT       NOT NULL,            -- due time, ms
@@ -29,6 +31,7 @@ CREATE TABLE IF NOT EXISTS retry_task (
   PRIMARY KEY (id),
   UNIQUE KEY uk_task_group_key (group_name, idempotency_key),
   KEY ix_task_due (status, next_fire_at),
+  KEY ix_task_claim (status, priority DESC, next_fire_at),  -- the claim's ORDER BY, no filesort
   KEY ix_task_lease (status, lease_until),
   KEY ix_task_scene (group_name, scene, status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
@@ -36,7 +39,8 @@ CREATE TABLE IF NOT EXISTS retry_task (
 CREATE TABLE IF NOT EXISTS retry_attempt (
   id              BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   task_id         BIGINT UNSIGNED NOT NULL,
-  attempt         INT          NOT NULL,            -- 1-based server attempt
+  attempt         INT          NOT NULL,            -- 1-based server attempt number (attempt_seq),
+                                                    -- the X-Retry-Attempt the target saw
   node            VARCHAR(128) NOT NULL,
   fence           BIGINT UNSIGNED NOT NULL,
   group_name      VARCHAR(64)  NOT NULL,            -- copied for reports

@@ -3,3 +3,4 @@
 retry_unit_test(test_backoff SOURCES unit/test_backoff.c LIBS retrycommon)
 retry_unit_test(test_task SOURCES unit/test_task.c LIBS retrycommon PkgConfig::JANSSON)
 retry_unit_test(test_digest SOURCES unit/test_digest.c LIBS retrycommon PkgConfig::LIBCRYPTO)
+retry_unit_test(test_utf8 SOURCES unit/test_utf8.c LIBS retrycommon)
