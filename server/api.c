@@ -37,6 +37,7 @@ typedef enum api_kind {
     API_ATTEMPTS,
     API_ACTION,
     API_TOP,
+    API_SUMMARY,
     API_PING
 } api_kind;
 
@@ -168,6 +169,9 @@ static int api_run(rd_store *s, rd_job *job)
         return rc;
     case API_TOP:
         j->result = rd_store_report_top(s, j->since, j->limit, &rc, err, es);
+        return rc;
+    case API_SUMMARY:
+        j->result = rd_store_report_summary(s, j->since, &rc, err, es);
         return rc;
     case API_PING:
         return rd_store_ping(s, err, es);
@@ -373,7 +377,9 @@ static void handle_list(rd_api *api, struct evhttp_request *req, struct evkeyval
     submit(j);
 }
 
-static void handle_top(rd_api *api, struct evhttp_request *req, struct evkeyvalq *q)
+/* Reports: `since` (ms, default 24 h ago) and, for top, `limit` (10). */
+static void handle_report(rd_api *api, struct evhttp_request *req, struct evkeyvalq *q,
+                          api_kind kind)
 {
     char err[256];
     int64_t limit, since;
@@ -383,7 +389,7 @@ static void handle_top(rd_api *api, struct evhttp_request *req, struct evkeyvalq
         reply_error(req, 400, "invalid_request", err);
         return;
     }
-    api_job *j = job_new(api, req, API_TOP);
+    api_job *j = job_new(api, req, kind);
     if (!j) return;
     j->limit = (int)limit;
     j->since = since;
@@ -551,8 +557,9 @@ static void route(struct evhttp_request *req, void *arg)
         reply_error(req, 404, "not_found", "no such task resource");
         goto out;
     }
-    if (strcmp(path, "/api/v1/reports/top") == 0) {
-        if (is_get) handle_top(api, req, &q);
+    int is_top = strcmp(path, "/api/v1/reports/top") == 0;
+    if (is_top || strcmp(path, "/api/v1/reports/summary") == 0) {
+        if (is_get) handle_report(api, req, &q, is_top ? API_TOP : API_SUMMARY);
         else reply_error(req, 405, "method_not_allowed", "use GET");
         goto out;
     }

@@ -701,6 +701,93 @@ json_t *rd_store_report_top(rd_store *s, int64_t since_ms, int limit, int *rc, c
     return top;
 }
 
+/* Runs a query whose first row's columns are integers (NULL -> 0). */
+static int query_ints(rd_store *s, const char *sql, const char *what, int64_t *out, unsigned n,
+                      char *err, size_t errsz)
+{
+    int rc = run_sql(s, sql, what, err, errsz);
+    if (rc) return rc;
+    MYSQL_RES *res = mysql_store_result(s->db);
+    if (!res) return fail(s, what, err, errsz);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = row && i < mysql_num_fields(res) ? col_i64(row[i]) : 0;
+    mysql_free_result(res);
+    return RD_STORE_OK;
+}
+
+/* Nearest-rank percentile (p in 1..100) of the sorted time-to-success list
+ * of n values: the value at rank ceil(p/100 * n). */
+static json_t *percentile(rd_store *s, int64_t since_ms, int64_t n, int p, int *rc, char *err,
+                          size_t errsz)
+{
+    if (n <= 0) return json_null();
+    int64_t rank = (p * n + 99) / 100;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT ended_at - created_at AS d FROM retry_task WHERE status = 'succeeded' "
+             "AND created_at >= %" PRId64 " ORDER BY d LIMIT 1 OFFSET %" PRId64,
+             since_ms, rank - 1);
+    int64_t v = 0;
+    *rc = query_ints(s, sql, "SELECT time to success", &v, 1, err, errsz);
+    return *rc ? NULL : json_integer(v);
+}
+
+json_t *rd_store_report_summary(rd_store *s, int64_t since_ms, int *rc, char *err,
+                                size_t errsz)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT status, COUNT(*) FROM retry_task WHERE created_at >= %" PRId64
+             " GROUP BY status",
+             since_ms);
+    *rc = run_sql(s, sql, "SELECT summary counts", err, errsz);
+    if (*rc) return NULL;
+    MYSQL_RES *res = mysql_store_result(s->db);
+    if (!res) {
+        *rc = fail(s, "SELECT summary counts", err, errsz);
+        return NULL;
+    }
+    json_t *tasks = json_object();
+    int64_t succeeded = 0, ended = 0;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        int64_t c = col_i64(row[1]);
+        json_object_set_new(tasks, row[0], json_integer(c));
+        if (strcmp(row[0], "succeeded") == 0) succeeded = c;
+        if (strcmp(row[0], "succeeded") == 0 || strcmp(row[0], "exhausted") == 0 ||
+            strcmp(row[0], "stopped") == 0)
+            ended += c;
+    }
+    mysql_free_result(res);
+    int64_t att[4];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*), SUM(outcome = 'succeeded'), SUM(outcome = 'failed'), "
+             "SUM(outcome = 'stopped') FROM retry_attempt WHERE started_at >= %" PRId64,
+             since_ms);
+    *rc = query_ints(s, sql, "SELECT summary attempts", att, 4, err, errsz);
+    json_t *p50 = *rc ? NULL : percentile(s, since_ms, succeeded, 50, rc, err, errsz);
+    json_t *p99 = *rc ? NULL : percentile(s, since_ms, succeeded, 99, rc, err, errsz);
+    if (*rc) {
+        json_decref(tasks);
+        json_decref(p50);
+        json_decref(p99);
+        return NULL;
+    }
+    json_t *o = json_pack("{s:I, s:o, s:I, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:o, s:o}}", "since",
+                          (json_int_t)since_ms, "tasks", tasks, "ended", (json_int_t)ended,
+                          "success_rate",
+                          ended ? json_real((double)succeeded / (double)ended) : json_null(),
+                          "attempts", "total", (json_int_t)att[0], "succeeded",
+                          (json_int_t)att[1], "failed", (json_int_t)att[2], "stopped",
+                          (json_int_t)att[3], "time_to_success_ms", "p50", p50, "p99", p99);
+    if (!o) {
+        snprintf(err, errsz, "summary: out of memory");
+        *rc = RD_STORE_ERR;
+    }
+    return o;
+}
+
 int rd_store_task_action(rd_store *s, uint64_t id, const char *action, int64_t now_ms,
                          char *err, size_t errsz)
 {

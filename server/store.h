@@ -155,6 +155,14 @@ json_t *rd_store_attempts_json(rd_store *s, uint64_t id, int *rc, char *err, siz
 json_t *rd_store_report_top(rd_store *s, int64_t since_ms, int limit, int *rc, char *err,
                             size_t errsz);
 
+/* Tasks created at or after since_ms: {"tasks": {status: count}, "ended",
+ * "success_rate" (succeeded / ended, null when none ended), "attempts":
+ * {"total", "succeeded", "failed", "stopped"} (attempts started since),
+ * "time_to_success_ms": {"p50", "p99"} (ended_at - created_at of succeeded
+ * tasks, nearest-rank percentiles, null when none)}. */
+json_t *rd_store_report_summary(rd_store *s, int64_t since_ms, int *rc, char *err,
+                                size_t errsz);
+
 /* Operator actions: "replay" (ended or paused -> pending, attempts reset),
  * "pause" (pending -> paused), "resume" (paused -> pending), "cancel"
  * (pending/paused -> cancelled). RD_STORE_CONFLICT when the task is in a

@@ -17,8 +17,14 @@
 # "not ok - <what>" and exits 1 (see assert_* and fail).
 
 set -Eeuo pipefail
+# mariadbd lives in /usr/sbin, which is not on every user's PATH.
+export PATH=$PATH:/usr/sbin:/sbin
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/retryd-it.XXXXXX")
+# MariaDB's socket path must fit in sockaddr_un (108 bytes): keep $T short.
+lib_tmp=${TMPDIR:-/tmp}
+((${#lib_tmp} <= 60)) || lib_tmp=/tmp
+T=$(mktemp -d "$lib_tmp/retryd-it.XXXXXX")
+unset lib_tmp
 export T
 LIB_PIDS=()        # every background process we started
 LIB_PID_NAMES=()   # and what it is, for the logs
@@ -99,12 +105,13 @@ need_bin() {
     [[ -n ${!var:-} && -x ${!var} ]] || fail "environment variable $var must name an executable (got '${!var:-}')"
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on now. Tests run one at
-# a time (CTest RESOURCE_LOCK), so the small window before use is acceptable.
+# Prints a TCP port on 127.0.0.1 that nothing listens on now, below Linux's
+# ephemeral range (32768-60999) so no outgoing connection holds it. Tests run
+# one at a time (CTest RESOURCE_LOCK), so the window before use is acceptable.
 free_port() {
     local p i
     for ((i = 0; i < 100; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0
@@ -192,7 +199,8 @@ start_mariadb() {
         "${user[@]}" "${MARIADB_OPTS[@]}" >"$T/mariadb.out" 2>&1 &
     pid=$!
     track "$pid" mariadbd
-    MARIADB_PID=$pid
+    MARIADB_PID=$pid # for tests that stop or kill MariaDB
+    export MARIADB_PID
     local deadline=$(($(date +%s) + 60))
     until mariadb --no-defaults --socket="$MYSQL_SOCKET" -uroot -e 'select 1' >/dev/null 2>&1; do
         alive "$pid" || fail "mariadbd exited during start-up (see $T/mariadb.err)"
@@ -227,10 +235,13 @@ wait_file() {
     fail "$what did not start within 10 s"
 }
 
+# DEVKAFKA_PARTITIONS (4): partitions of retry.tasks. librdkafka's mock
+# cluster keeps at most 5 MiB (or 100,000 message sets) per partition and
+# deletes older messages, so a large unconsumed backlog needs more partitions.
 start_devkafka() {
     need_bin RETRY_DEVKAFKA
     log "starting retry-devkafka"
-    "$RETRY_DEVKAFKA" --topic retry.tasks:4 --bootstrap-file "$T/kafka.bootstrap" \
+    "$RETRY_DEVKAFKA" --topic "retry.tasks:${DEVKAFKA_PARTITIONS:-4}" --bootstrap-file "$T/kafka.bootstrap" \
         >"$T/devkafka.out" 2>"$T/devkafka.log" &
     DEVKAFKA_PID=$!
     track "$DEVKAFKA_PID" retry-devkafka
