@@ -13,6 +13,8 @@
  *   /flaky/{N}[/...]   per Idempotency-Key value ("-" when absent): the first N
  *                      requests answer 503, later ones 200 {"ok":true}
  *   /status/{CODE}[/...]  always CODE
+ *   /latin1/{CODE}[/...]  always CODE, with a body that is not UTF-8 (Latin-1
+ *                      "d\xe9faillance ..."), as some legacy services answer
  *   /ok[/...]          200
  *   /slow/{MS}[/...]   200 after MS milliseconds (an event timer; never blocks)
  *   /callback[/...]    200; records the JSON body and X-Retry-Event (callbacks)
@@ -291,6 +293,7 @@ static void handle(struct evhttp_request *req, void *arg)
     const char *key_utf8 = key_json ? json_string_value(key_json) : "-";
 
     int status = 404;
+    int latin1 = 0;
     long slow_ms = -1;
     json_t *note_list = NULL; /* callbacks or alerts */
     const char *rest;
@@ -305,6 +308,10 @@ static void handle(struct evhttp_request *req, void *arg)
     } else if ((rest = match_prefix(path, "status")) != NULL) {
         long code = path_number(rest, 599);
         status = code >= 100 ? (int)code : 400;
+    } else if ((rest = match_prefix(path, "latin1")) != NULL) {
+        long code = path_number(rest, 599);
+        status = code >= 100 ? (int)code : 400;
+        latin1 = status != 400;
     } else if (match_prefix(path, "ok") != NULL) {
         status = 200;
     } else if ((rest = match_prefix(path, "slow")) != NULL) {
@@ -367,6 +374,16 @@ static void handle(struct evhttp_request *req, void *arg)
         p->slow = s;
         return;
     }
+    if (latin1) {
+        static const char text[] = "d\xe9" "faillance du service: r\xe9" "essayez plus tard";
+        struct evbuffer *out = evbuffer_new();
+        if (out) evbuffer_add(out, text, sizeof text - 1);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; charset=iso-8859-1");
+        evhttp_send_reply(req, status, "Latin-1", out);
+        if (out) evbuffer_free(out);
+        return;
+    }
     send_status(req, status);
 }
 
@@ -397,7 +414,7 @@ static int write_port_file(const char *path, int port)
 static void usage(FILE *out)
 {
     fputs("usage: http-peer --listen HOST:PORT [--port-file FILE]\n"
-          "A test HTTP peer: /flaky/N, /status/CODE, /ok, /slow/MS, /callback,\n"
+          "A test HTTP peer: /flaky/N, /status/CODE, /latin1/CODE, /ok, /slow/MS, /callback,\n"
           "/webhook, GET /_stats, POST /_reset. PORT 0 picks a free port.\n",
           out);
 }
