@@ -405,21 +405,31 @@ static attempt *find(rd_dispatcher *disp, uint64_t id)
     return NULL;
 }
 
-void rd_dispatcher_release(rd_dispatcher *disp, rd_claimed *c)
+/* A new attempt for a claimed task, counted in flight and listed (so that
+ * its lease is renewed) until finish(). Takes c->payload. NULL when out of
+ * memory: the task then stays claimed until its lease expires (logged). */
+static attempt *attempt_new(rd_dispatcher *disp, rd_claimed *c)
 {
     attempt *a = calloc(1, sizeof *a);
     if (!a) {
         LOG_ERROR("sched", "task %" PRIu64 ": out of memory; it is retried after its lease",
                   c->id);
-        return;
+        return NULL;
     }
     a->disp = disp;
     a->c = *c;
     c->payload = NULL;
-    a->release_only = 1;
     disp->inflight++;
     atomic_fetch_add(&disp->d->m.inflight, 1);
     list_add(disp, a);
+    return a;
+}
+
+void rd_dispatcher_release(rd_dispatcher *disp, rd_claimed *c)
+{
+    attempt *a = attempt_new(disp, c);
+    if (!a) return;
+    a->release_only = 1;
     submit_record(a);
 }
 
@@ -445,19 +455,8 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
         running->r.fence = c->fence;
         return;
     }
-    attempt *a = calloc(1, sizeof *a);
-    if (!a) {
-        LOG_ERROR("sched", "task %" PRIu64 ": out of memory; it is retried after its lease",
-                  c->id);
-        return;
-    }
-    a->disp = disp;
-    a->c = *c;
-    c->payload = NULL;
-    disp->inflight++;
-    atomic_fetch_add(&d->m.inflight, 1);
-
-    list_add(disp, a);
+    attempt *a = attempt_new(disp, c);
+    if (!a) return;
     a->r.task_id = a->c.id;
     a->r.fence = a->c.fence;
     a->r.attempt = a->c.attempt_seq + 1;
