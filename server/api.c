@@ -435,6 +435,23 @@ static void handle_metrics(rd_api *api, struct evhttp_request *req)
                   (uint64_t)atomic_load(&m->mysql_ok));
     append_metric(b, "retryd_kafka_up", "1 when the consumer reaches its brokers.", "gauge",
                   (uint64_t)atomic_load(&m->kafka_ok));
+    evbuffer_add_printf(b, "# HELP retryd_fire_lateness_ms How late attempts start after their "
+                           "due time (next_fire_at), in ms.\n# TYPE retryd_fire_lateness_ms "
+                           "histogram\n");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= RD_LATENESS_BUCKETS; i++) {
+        cumulative += atomic_load(&m->lateness_bucket[i]);
+        if (i < RD_LATENESS_BUCKETS)
+            evbuffer_add_printf(b, "retryd_fire_lateness_ms_bucket{le=\"%" PRId64 "\"} %" PRIu64
+                                   "\n",
+                                RD_LATENESS_BOUNDS_MS[i], cumulative);
+        else
+            evbuffer_add_printf(b, "retryd_fire_lateness_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                                cumulative);
+    }
+    evbuffer_add_printf(b, "retryd_fire_lateness_ms_sum %" PRIu64 "\nretryd_fire_lateness_ms_count %" PRIu64 "\n",
+                        (uint64_t)atomic_load(&m->lateness_sum_ms),
+                        (uint64_t)atomic_load(&m->lateness_count));
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, "OK", b);

@@ -29,6 +29,9 @@
 #include "workq.h"
 
 #define STORE_WORKERS 3
+
+const int64_t RD_LATENESS_BOUNDS_MS[RD_LATENESS_BUCKETS] = {5,    10,   25,   50,    100,   250,
+                                                            500,  1000, 2500, 5000, 10000, 30000};
 #define FORCED_EXIT_EXTRA_MS 5000
 
 static char *read_file(const char *path, char *err, size_t errsz)

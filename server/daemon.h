@@ -31,6 +31,10 @@ typedef struct rd_api rd_api;
 typedef struct rd_scheduler rd_scheduler;
 typedef struct rd_notify rd_notify;
 
+#define RD_LATENESS_BUCKETS 12
+/* Upper bounds (ms) of the lateness histogram buckets, ascending. */
+extern const int64_t RD_LATENESS_BOUNDS_MS[RD_LATENESS_BUCKETS];
+
 typedef struct rd_metrics {
     atomic_uint_fast64_t tasks_ingested;     /* new tasks stored */
     atomic_uint_fast64_t tasks_duplicate;    /* deliveries of a known key */
@@ -49,6 +53,12 @@ typedef struct rd_metrics {
     atomic_uint_fast64_t alerts_failed;
     atomic_uint_fast64_t store_errors;
     atomic_int_fast64_t inflight;
+    /* Fire lateness: attempt start minus the task's next_fire_at, in ms,
+     * as a histogram (bucket i counts values <= RD_LATENESS_BOUNDS_MS[i]; the
+     * last bucket is +Inf). */
+    atomic_uint_fast64_t lateness_bucket[RD_LATENESS_BUCKETS + 1];
+    atomic_uint_fast64_t lateness_sum_ms;
+    atomic_uint_fast64_t lateness_count;
     atomic_int mysql_ok;                     /* last store contact succeeded */
     atomic_int kafka_ok;                     /* consumer sees the brokers */
 } rd_metrics;

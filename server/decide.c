@@ -24,10 +24,12 @@ void rd_policy_backoff(const rt_policy *p, rt_backoff *b)
     memcpy(b->levels, p->levels, b->nlevels * sizeof b->levels[0]);
 }
 
-void rd_decide(const rt_policy *policy, const rt_http_target *target, int responded,
-               long http_status, int attempt, int64_t now_ms, int64_t prev_delay_ms,
-               rt_rng *rng, rd_decision *out)
+void rd_decide(const rt_policy *policy, const rt_http_target *target, const rd_answer *answer,
+               int attempt, int64_t now_ms, int64_t prev_delay_ms, rt_rng *rng,
+               rd_decision *out)
 {
+    int responded = answer->responded;
+    long http_status = answer->http_status;
     out->delay_ms = 0;
     out->next_fire_at = now_ms;
     if (responded) {
@@ -51,6 +53,11 @@ void rd_decide(const rt_policy *policy, const rt_http_target *target, int respon
     rt_backoff b;
     rd_policy_backoff(policy, &b);
     int64_t delay = rt_backoff_delay(&b, (unsigned)attempt, prev_delay_ms, rng);
+    if (responded && (http_status == 429 || http_status == 503) && answer->retry_after_ms > 0) {
+        int64_t server = answer->retry_after_ms;
+        if (policy->max_delay_ms > 0 && server > policy->max_delay_ms) server = policy->max_delay_ms;
+        if (server > delay) delay = server;
+    }
     int64_t next = now_ms + delay;
     if ((policy->set & RT_POL_DEADLINE) && policy->deadline > 0 && next > policy->deadline) {
         out->status = "exhausted";

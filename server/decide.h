@@ -11,7 +11,9 @@
  *   3. otherwise the attempt "failed": the task is "exhausted" when this was
  *      attempt max_attempts, or when the next fire time would pass the
  *      deadline; else it goes back to "pending" after the backoff delay
- *      (backoff.h) from `now`.
+ *      (backoff.h) from `now`. A 429 or 503 answer carrying Retry-After
+ *      (RFC 9110 section 10.2.3) is not tried again before that time: the
+ *      delay is max(backoff, min(Retry-After, max_delay_ms when > 0)).
  */
 #ifndef RD_DECIDE_H
 #define RD_DECIDE_H
@@ -28,13 +30,20 @@ typedef struct rd_decision {
     int64_t next_fire_at;    /* pending only; else now */
 } rd_decision;
 
+/* What the target answered. */
+typedef struct rd_answer {
+    int responded;           /* 1: an HTTP response arrived; 0: transport error */
+    long http_status;        /* ignored unless responded */
+    int64_t retry_after_ms;  /* Retry-After of the answer in ms; < 0 = none */
+} rd_answer;
+
 /* `policy` must be resolved (every field set but maybe the deadline).
- * `responded` is 1 when an HTTP response arrived, 0 for transport errors
- * (then `http_status` is ignored). `attempt` is 1-based. `prev_delay_ms` is
- * the delay chosen after the previous attempt (0 for the first). */
-void rd_decide(const rt_policy *policy, const rt_http_target *target, int responded,
-               long http_status, int attempt, int64_t now_ms, int64_t prev_delay_ms,
-               rt_rng *rng, rd_decision *out);
+ * `attempt` is the task's attempt count including this one (1-based).
+ * `prev_delay_ms` is the delay chosen after the previous attempt (0 for the
+ * first). */
+void rd_decide(const rt_policy *policy, const rt_http_target *target, const rd_answer *answer,
+               int attempt, int64_t now_ms, int64_t prev_delay_ms, rt_rng *rng,
+               rd_decision *out);
 
 /* Builds the backoff parameters from a resolved policy. */
 void rd_policy_backoff(const rt_policy *policy, rt_backoff *out);

@@ -295,9 +295,15 @@ static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status
     int responded = result == CURLE_OK && status > 0;
     int64_t now = rt_now_ms();
     a->r.duration_ms = (int)(rt_mono_ms() - a->started_mono);
+    rd_answer ans = {responded, status, -1};
+    curl_off_t retry_after_s = 0;
+    /* curl parses both forms of Retry-After (delay-seconds and HTTP-date). */
+    if (responded && curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after_s) == CURLE_OK &&
+        retry_after_s > 0)
+        ans.retry_after_ms = (int64_t)retry_after_s * 1000;
     rd_decision dec;
-    rd_decide(&a->policy, &a->task.target, responded, status, a->r.attempts, now,
-              a->c.last_delay_ms, &disp->rng, &dec);
+    rd_decide(&a->policy, &a->task.target, &ans, a->r.attempts, now, a->c.last_delay_ms,
+              &disp->rng, &dec);
     a->r.outcome = dec.outcome;
     a->r.new_status = dec.status;
     a->r.next_fire_at = dec.next_fire_at;
@@ -405,6 +411,17 @@ static attempt *find(rd_dispatcher *disp, uint64_t id)
     return NULL;
 }
 
+/* Lateness of a fire: how long after its due time an attempt started. */
+static void record_lateness(rd_metrics *m, int64_t late_ms)
+{
+    if (late_ms < 0) late_ms = 0;
+    size_t i = 0;
+    while (i < RD_LATENESS_BUCKETS && late_ms > RD_LATENESS_BOUNDS_MS[i]) i++;
+    atomic_fetch_add(&m->lateness_bucket[i], 1);
+    atomic_fetch_add(&m->lateness_sum_ms, (uint64_t)late_ms);
+    atomic_fetch_add(&m->lateness_count, 1);
+}
+
 /* A new attempt for a claimed task, counted in flight and listed (so that
  * its lease is renewed) until finish(). Takes c->payload. NULL when out of
  * memory: the task then stays claimed until its lease expires (logged). */
@@ -464,6 +481,7 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
     a->r.node = d->cfg->node_id;
     a->r.started_at = rt_now_ms();
     a->started_mono = rt_mono_ms();
+    record_lateness(&d->m, a->r.started_at - a->c.next_fire_at);
 
     char err[512];
     if (rt_task_decode(a->c.payload, strlen(a->c.payload), &a->task, err, sizeof err) != 0) {

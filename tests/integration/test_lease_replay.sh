@@ -5,7 +5,9 @@
 #  - replay of a succeeded task: the new attempt is numbered after the old
 #    ones (retry_attempt rows never collide) and the task succeeds again;
 #  - a target whose error body is not UTF-8: the attempt is still recorded
-#    (the text is sanitized) and the task reaches exhausted.
+#    (the text is sanitized) and the task reaches exhausted;
+#  - a 503 with Retry-After: 2 is not tried again before 2 s, although the
+#    policy's backoff is 100 ms (read from the stored next_fire_at).
 source "$(dirname "$0")/lib.sh"
 
 start_stack "[scheduler]" "lease_ms = 1500"
@@ -47,5 +49,17 @@ assert_eq 2 "$(sql "SELECT COUNT(*) FROM retry_attempt WHERE task_id = $lat_id")
 assert_match '^HTTP 503: d\?faillance' "$(task_field "$lat_id" last_error)" \
     "last_error keeps the text, invalid bytes replaced"
 assert_eq 0 "$(grep -c 'Incorrect string value' "$T/retryd.log" || true)" "MySQL refused no write"
+
+# 4. Retry-After: 2 on a 503, backoff 100 ms: the next fire is >= 2 s later.
+ra_id=$(post_task "ra-$$" "$PEER/retry-after/2/x")
+wait_for "task $ra_id has its first attempt" 15 \
+    bash -c "[[ \$(mariadb --no-defaults -N -B --socket='$MYSQL_SOCKET' -uroot retry -e 'SELECT COUNT(*) FROM retry_attempt WHERE task_id = $ra_id') -ge 1 ]]"
+read -r first_start next_fire < <(sql "SELECT a.started_at, t.next_fire_at FROM retry_attempt a JOIN retry_task t ON t.id = a.task_id WHERE a.task_id = $ra_id AND a.attempt = 1")
+assert_ge 2000 "$((next_fire - first_start))" "the second attempt is due >= 2000 ms after the first (Retry-After: 2)"
+assert_le 10000 "$((next_fire - first_start))" "... and not the policy max_delay (300 s)"
+wait_for "task $ra_id ends" 15 task_ended "$ra_id"
+assert_eq succeeded "$(task_field "$ra_id" status)" "the task succeeds on the second attempt"
+assert_eq "503 200" "$(sql "SELECT http_status FROM retry_attempt WHERE task_id = $ra_id ORDER BY attempt" | xargs)" \
+    "attempts answered 503 then 200"
 
 exit 0

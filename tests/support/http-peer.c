@@ -13,6 +13,8 @@
  *   /flaky/{N}[/...]   per Idempotency-Key value ("-" when absent): the first N
  *                      requests answer 503, later ones 200 {"ok":true}
  *   /status/{CODE}[/...]  always CODE
+ *   /retry-after/{S}[/...]  per Idempotency-Key: the first request answers 503
+ *                      with "Retry-After: S", later ones 200
  *   /latin1/{CODE}[/...]  always CODE, with a body that is not UTF-8 (Latin-1
  *                      "d\xe9faillance ..."), as some legacy services answer
  *   /ok[/...]          200
@@ -294,6 +296,7 @@ static void handle(struct evhttp_request *req, void *arg)
 
     int status = 404;
     int latin1 = 0;
+    long retry_after_s = -1;
     long slow_ms = -1;
     json_t *note_list = NULL; /* callbacks or alerts */
     const char *rest;
@@ -308,6 +311,15 @@ static void handle(struct evhttp_request *req, void *arg)
     } else if ((rest = match_prefix(path, "status")) != NULL) {
         long code = path_number(rest, 599);
         status = code >= 100 ? (int)code : 400;
+    } else if ((rest = match_prefix(path, "retry-after")) != NULL) {
+        retry_after_s = path_number(rest, 86400);
+        if (retry_after_s < 0) {
+            status = 400;
+        } else {
+            json_int_t seen = count_key(p, p->flaky, key_utf8);
+            status = seen < 1 ? 503 : 200;
+            if (status == 200) retry_after_s = -1;
+        }
     } else if ((rest = match_prefix(path, "latin1")) != NULL) {
         long code = path_number(rest, 599);
         status = code >= 100 ? (int)code : 400;
@@ -374,6 +386,11 @@ static void handle(struct evhttp_request *req, void *arg)
         p->slow = s;
         return;
     }
+    if (retry_after_s >= 0 && status == 503) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", retry_after_s);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", v);
+    }
     if (latin1) {
         static const char text[] = "d\xe9" "faillance du service: r\xe9" "essayez plus tard";
         struct evbuffer *out = evbuffer_new();
@@ -414,7 +431,7 @@ static int write_port_file(const char *path, int port)
 static void usage(FILE *out)
 {
     fputs("usage: http-peer --listen HOST:PORT [--port-file FILE]\n"
-          "A test HTTP peer: /flaky/N, /status/CODE, /latin1/CODE, /ok, /slow/MS, /callback,\n"
+          "A test HTTP peer: /flaky/N, /status/CODE, /retry-after/S, /latin1/CODE, /ok, /slow/MS, /callback,\n"
           "/webhook, GET /_stats, POST /_reset. PORT 0 picks a free port.\n",
           out);
 }
