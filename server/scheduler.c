@@ -14,11 +14,18 @@
 #include "log.h"
 #include "workq.h"
 
+/* While MySQL is unreachable, claims back off from scan_interval_ms,
+ * doubling up to this, so an outage is not hammered (nor logged) 5 times a
+ * second. */
+#define CLAIM_BACKOFF_MAX_MS 10000
+
 struct rd_scheduler {
     rd_daemon *d;
     struct event *timer;
     int busy;
     int stopped;
+    int failures;            /* consecutive failed claims */
+    int64_t backoff_ms;      /* next delay while failing */
 };
 
 typedef struct claim_job {
@@ -50,9 +57,22 @@ static void claim_done(rd_daemon *d, rd_job *job)
     claim_job *cj = (claim_job *)job;
     rd_scheduler *s = cj->s;
     s->busy = 0;
+    int64_t next_ms = d->cfg->scan_interval_ms;
     if (job->rc != RD_STORE_OK) {
-        LOG_ERROR("sched", "claim failed: %s", job->err);
+        s->failures++;
+        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : d->cfg->scan_interval_ms;
+        if (s->backoff_ms > CLAIM_BACKOFF_MAX_MS) s->backoff_ms = CLAIM_BACKOFF_MAX_MS;
+        if (s->backoff_ms < d->cfg->scan_interval_ms) s->backoff_ms = d->cfg->scan_interval_ms;
+        next_ms = s->backoff_ms;
+        /* The first failure and then one in ten: enough to see it lasts. */
+        if (s->failures == 1 || s->failures % 10 == 0)
+            LOG_ERROR("sched", "claim failed (%d in a row; next try in %" PRId64 " ms): %s",
+                      s->failures, next_ms, job->err);
     } else {
+        if (s->failures)
+            LOG_NOTICE("sched", "claims work again after %d failure(s)", s->failures);
+        s->failures = 0;
+        s->backoff_ms = 0;
         if (cj->taken_over) {
             atomic_fetch_add(&d->m.lease_takeovers, cj->taken_over);
             LOG_WARN("sched", "took over %zu task(s) whose lease had expired", cj->taken_over);
@@ -70,7 +90,7 @@ static void claim_done(rd_daemon *d, rd_job *job)
     int full = job->rc == RD_STORE_OK && (int)cj->n == cj->limit;
     rd_claimed_free(cj->claimed, cj->n);
     free(cj);
-    if (!s->stopped) schedule(s, full ? 0 : d->cfg->scan_interval_ms);
+    if (!s->stopped) schedule(s, full ? 0 : next_ms);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct rd_workq {
@@ -57,6 +58,8 @@ static void *worker(void *arg)
     rd_workq *q = arg;
     rd_store *s = NULL;
     char connerr[512] = "";
+    int64_t last_connerr_log = 0; /* mono ms; connect errors logged every 10 s */
+    int connect_failures = 0;
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->quit) pthread_cond_wait(&q->cv, &q->mu);
@@ -73,10 +76,21 @@ static void *worker(void *arg)
         if (!s) {
             int rc = rd_store_open(q->d->cfg, 0, &s, connerr, sizeof connerr);
             if (rc) {
-                LOG_ERROR("mysql", "%s", connerr);
                 s = NULL;
+                connect_failures++;
+                int64_t now = rt_mono_ms();
+                if (connect_failures == 1 || now - last_connerr_log >= 10000) {
+                    LOG_ERROR("mysql", "%s (%d failed connect(s) in a row)", connerr,
+                              connect_failures);
+                    last_connerr_log = now;
+                }
             } else {
-                LOG_INFO("mysql", "store worker connected");
+                if (connect_failures)
+                    LOG_NOTICE("mysql", "store worker connected again after %d failed "
+                               "connect(s)", connect_failures);
+                else
+                    LOG_INFO("mysql", "store worker connected");
+                connect_failures = 0;
             }
         }
         if (!s) {
