@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "ingest.h"
 #include "log.h"
+#include "node.h"
 #include "workq.h"
 
 #ifndef RT_TASK_MAX_BYTES
@@ -38,6 +39,7 @@ typedef enum api_kind {
     API_ACTION,
     API_TOP,
     API_SUMMARY,
+    API_NODES,
     API_PING
 } api_kind;
 
@@ -172,6 +174,10 @@ static int api_run(rd_store *s, rd_job *job)
         return rc;
     case API_SUMMARY:
         j->result = rd_store_report_summary(s, j->since, &rc, err, es);
+        return rc;
+    case API_NODES:
+        j->result = rd_store_nodes_json(s, now, RD_NODE_HEARTBEAT_MS, RD_NODE_STALE_MS, &rc, err,
+                                        es);
         return rc;
     case API_PING:
         return rd_store_ping(s, err, es);
@@ -428,6 +434,8 @@ static void handle_metrics(rd_api *api, struct evhttp_request *req)
     C(alerts_sent, "Alerts delivered.");
     C(alerts_failed, "Alerts given up after all tries.");
     C(store_errors, "Failed MySQL operations.");
+    C(purged_tasks, "Succeeded tasks deleted by retention.");
+    C(purged_attempts, "Attempt rows deleted by retention.");
 #undef C
     append_metric(b, "retryd_inflight", "Attempts in flight on this node.", "gauge",
                   (uint64_t)atomic_load(&m->inflight));
@@ -578,6 +586,12 @@ static void route(struct evhttp_request *req, void *arg)
     if (is_top || strcmp(path, "/api/v1/reports/summary") == 0) {
         if (is_get) handle_report(api, req, &q, is_top ? API_TOP : API_SUMMARY);
         else reply_error(req, 405, "method_not_allowed", "use GET");
+        goto out;
+    }
+    if (strcmp(path, "/api/v1/nodes") == 0) {
+        api_job *j = is_get ? job_new(api, req, API_NODES) : NULL;
+        if (j) submit(j);
+        else if (!is_get) reply_error(req, 405, "method_not_allowed", "use GET");
         goto out;
     }
     reply_error(req, 404, "not_found", "no such path; see docs/api.md");

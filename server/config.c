@@ -44,6 +44,7 @@ typedef enum rd_section {
     RDS_POLICY, /* [scheduler] default_<key> and [scene:NAME] <key> */
     RDS_SCENE,  /* [scene:NAME] only */
     RDS_ALERTS,
+    RDS_RETENTION,
     RDS_LOG
 } rd_section;
 
@@ -193,6 +194,22 @@ static const rd_key keys[] = {
      CFG(alerts_smtp_to), CFG(nalerts_smtp_to), 0, NULL,
      "Recipients, comma-separated, for alerts about tasks whose message and scene name no owners."},
 
+    {RDS_RETENTION, "succeeded_max_age_ms", RDT_MS, 0, 315360000000.0, "604800000", NULL, NULL,
+     RDF_RELOADABLE, CFG(retention_succeeded_max_age_ms), 0, 0, NULL,
+     "Succeeded tasks (and their attempt rows) that ended longer ago than this are deleted; "
+     "0 = keep them forever."},
+    {RDS_RETENTION, "attempt_max_age_ms", RDT_MS, 0, 315360000000.0, "2592000000", NULL, NULL,
+     RDF_RELOADABLE, CFG(retention_attempt_max_age_ms), 0, 0, NULL,
+     "Attempt rows of any task started longer ago than this are deleted (the task row "
+     "stays); 0 = keep them forever."},
+    {RDS_RETENTION, "batch_size", RDT_INT, 1, 10000, "500", NULL, NULL, RDF_RELOADABLE,
+     CFG(retention_batch_size), 0, 0, NULL,
+     "Most rows deleted per statement, so that purging never holds long locks."},
+    {RDS_RETENTION, "interval_ms", RDT_MS, 1000, 86400000, "60000", NULL, NULL, RDF_RELOADABLE,
+     CFG(retention_interval_ms), 0, 0, NULL,
+     "How often the purge runs when it has caught up (it repeats at once while full "
+     "batches are deleted)."},
+
     {RDS_LOG, "level", RDT_CHOICE, 0, 0, "info", NULL, log_levels, RDF_RELOADABLE,
      CFG(log_level), 0, 0, NULL, "Most verbose severity written."},
     {RDS_LOG, "format", RDT_CHOICE, 0, 0, "text", NULL, log_formats, 0,
@@ -226,6 +243,8 @@ static const struct {
      "message carries, plus owners. Not settable from the environment."},
     {RDS_ALERTS, "alerts", "RETRYD_ALERTS_",
      "Where alerts go when a task is exhausted or stopped."},
+    {RDS_RETENTION, "retention", "RETRYD_RETENTION_",
+     "Purging old history, in small batches, off the hot path."},
     {RDS_LOG, "log", "RETRYD_LOG_", "Logging to stderr."},
 };
 

@@ -61,6 +61,11 @@ typedef struct rd_config {
     char **alerts_smtp_to;    /* smtp_to: fallback recipients when a task and its
                                * scene name no owners (added by the config module) */
     size_t nalerts_smtp_to;
+    /* [retention] */
+    int64_t retention_succeeded_max_age_ms; /* 7 days; 0 = keep */
+    int64_t retention_attempt_max_age_ms;   /* 30 days; 0 = keep */
+    int retention_batch_size;               /* 500 */
+    int64_t retention_interval_ms;          /* 60000 */
     /* [log] */
     char *log_level;          /* level (info) */
     char *log_format;         /* format (text | json) */

@@ -22,8 +22,10 @@
 #include "dispatcher.h"
 #include "httpc.h"
 #include "ingest.h"
+#include "node.h"
 #include "log.h"
 #include "notify.h"
+#include "retention.h"
 #include "scheduler.h"
 #include "store.h"
 #include "workq.h"
@@ -135,6 +137,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
                rd_dispatcher_inflight(d->disp));
     rd_ingest_request_stop(d->ingest);
     rd_scheduler_stop(d->sched);
+    rd_retention_stop(d->retention);
     d->shutdown_deadline_mono_ms = rt_mono_ms() + RD_DRAIN_TIMEOUT_MS;
     d->shutdown_timer = event_new(d->base, -1, EV_PERSIST, on_shutdown_tick, d);
     struct timeval tv = {0, 50 * 1000};
@@ -187,8 +190,13 @@ int rd_daemon_run(rd_config *cfg)
         LOG_ERROR("main", "out of memory");
         goto out;
     }
+    d->retention = rd_retention_new(d); /* NULL: retention is off */
     if (rd_ingest_start(d, &d->ingest, err, sizeof err) != 0) {
         LOG_ERROR("kafka", "%s", err);
+        goto out;
+    }
+    if (rd_node_start(d, &d->node, err, sizeof err) != 0) {
+        LOG_ERROR("main", "%s", err);
         goto out;
     }
     d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
@@ -211,9 +219,12 @@ out:
     }
     if (d->disp && rd_dispatcher_inflight(d->disp) > 0) rd_dispatcher_abort_all(d->disp);
     rd_api_free(d->api);
+    rd_node_stop(d->node); /* queues the 'stopped' mark; rd_workq_free runs it */
     rd_workq_free(d->wq);
+    rd_node_free(d->node);
     rd_notify_free(d->notify);
     rd_scheduler_free(d->sched);
+    rd_retention_free(d->retention);
     rd_dispatcher_free(d->disp);
     rd_httpc_free(d->httpc);
     if (d->health_timer) event_free(d->health_timer);

@@ -30,6 +30,8 @@ typedef struct rd_dispatcher rd_dispatcher;
 typedef struct rd_api rd_api;
 typedef struct rd_scheduler rd_scheduler;
 typedef struct rd_notify rd_notify;
+typedef struct rd_node rd_node;
+typedef struct rd_retention rd_retention;
 
 #define RD_LATENESS_BUCKETS 12
 /* Upper bounds (ms) of the lateness histogram buckets, ascending. */
@@ -52,6 +54,8 @@ typedef struct rd_metrics {
     atomic_uint_fast64_t alerts_sent;
     atomic_uint_fast64_t alerts_failed;
     atomic_uint_fast64_t store_errors;
+    atomic_uint_fast64_t purged_tasks;       /* retention */
+    atomic_uint_fast64_t purged_attempts;
     atomic_int_fast64_t inflight;
     /* Fire lateness: attempt start minus the task's next_fire_at, in ms,
      * as a histogram (bucket i counts values <= RD_LATENESS_BOUNDS_MS[i]; the
@@ -72,7 +76,9 @@ typedef struct rd_daemon {
     rd_scheduler *sched;
     rd_dispatcher *disp;
     rd_notify *notify;
+    rd_retention *retention;
     rd_api *api;
+    rd_node *node;                           /* node registry (node.h) */
     struct event *sig_term;
     struct event *sig_int;
     struct event *health_timer;

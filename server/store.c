@@ -788,6 +788,63 @@ json_t *rd_store_report_summary(rd_store *s, int64_t since_ms, int *rc, char *er
     return o;
 }
 
+int rd_store_purge(rd_store *s, int64_t succeeded_before_ms, int64_t attempts_before_ms,
+                   int batch, size_t *tasks, size_t *attempts, char *err, size_t errsz)
+{
+    *tasks = *attempts = 0;
+    char sql[512];
+    sqlbuf b = {0};
+    int rc = RD_STORE_OK;
+    if (succeeded_before_ms > 0) {
+        snprintf(sql, sizeof sql,
+                 "SELECT id FROM retry_task WHERE status = 'succeeded' AND ended_at < %" PRId64
+                 " ORDER BY ended_at LIMIT %d",
+                 succeeded_before_ms, batch);
+        rc = run_sql(s, sql, "SELECT purgeable tasks", err, errsz);
+        if (rc) return rc;
+        MYSQL_RES *res = mysql_store_result(s->db);
+        if (!res) return fail(s, "SELECT purgeable tasks", err, errsz);
+        MYSQL_ROW row;
+        size_t n = 0;
+        while ((row = mysql_fetch_row(res)) != NULL)
+            sqlbuf_printf(&b, "%s%s", n++ ? "," : "", row[0]);
+        mysql_free_result(res);
+        if (n > 0) {
+            rc = run_sql(s, "START TRANSACTION", "START TRANSACTION", err, errsz);
+            if (rc) goto out;
+            sqlbuf q = {0};
+            sqlbuf_printf(&q, "DELETE FROM retry_attempt WHERE task_id IN (%s)", b.p);
+            rc = run(s, &q, "DELETE retry_attempt (purge)", err, errsz);
+            if (rc == RD_STORE_OK) {
+                *attempts += (size_t)mysql_affected_rows(s->db);
+                q.len = 0;
+                /* status is checked again: a replay since the SELECT keeps it. */
+                sqlbuf_printf(&q, "DELETE FROM retry_task WHERE status = 'succeeded' AND id IN (%s)",
+                              b.p);
+                rc = run(s, &q, "DELETE retry_task (purge)", err, errsz);
+                if (rc == RD_STORE_OK) *tasks = (size_t)mysql_affected_rows(s->db);
+            }
+            sqlbuf_free(&q);
+            if (rc == RD_STORE_OK) rc = run_sql(s, "COMMIT", "COMMIT purge", err, errsz);
+            if (rc) {
+                rollback(s);
+                *tasks = *attempts = 0;
+                goto out;
+            }
+        }
+    }
+    if (attempts_before_ms > 0) {
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM retry_attempt WHERE started_at < %" PRId64 " LIMIT %d",
+                 attempts_before_ms, batch);
+        rc = run_sql(s, sql, "DELETE old retry_attempt rows", err, errsz);
+        if (rc == RD_STORE_OK) *attempts += (size_t)mysql_affected_rows(s->db);
+    }
+out:
+    sqlbuf_free(&b);
+    return rc;
+}
+
 int rd_store_task_action(rd_store *s, uint64_t id, const char *action, int64_t now_ms,
                          char *err, size_t errsz)
 {
@@ -824,4 +881,94 @@ int rd_store_task_action(rd_store *s, uint64_t id, const char *action, int64_t n
              json_string_value(json_object_get(t, "status")), action);
     json_decref(t);
     return RD_STORE_CONFLICT;
+}
+
+/* ---- node registry ------------------------------------------------------- */
+
+int rd_store_node_heartbeat(rd_store *s, const rd_node_row *n, int64_t now_ms, char *err,
+                            size_t errsz)
+{
+    /* Two autocommit statements: create the row if it is missing, then
+     * refresh it unless this very process has already marked it 'stopped'
+     * (see store.h). */
+    sqlbuf b = {0};
+    sqlbuf_printf(&b, "INSERT INTO retry_node (node_id, status, started_at, "
+                      "heartbeat_at, version, http_listen, host, pid) VALUES (");
+    sqlbuf_str(&b, s->db, n->node_id);
+    sqlbuf_printf(&b, ",'up',%" PRId64 ",%" PRId64 ",", n->started_at, now_ms);
+    sqlbuf_str(&b, s->db, n->version);
+    sqlbuf_printf(&b, ",");
+    sqlbuf_str(&b, s->db, n->http_listen);
+    sqlbuf_printf(&b, ",");
+    sqlbuf_str(&b, s->db, n->host);
+    sqlbuf_printf(&b, ",%ld) ON DUPLICATE KEY UPDATE node_id = node_id", n->pid);
+    int rc = run(s, &b, "INSERT retry_node (register)", err, errsz);
+    if (rc || mysql_affected_rows(s->db) == 1) goto out;
+    b.len = 0;
+    sqlbuf_printf(&b, "UPDATE retry_node SET status = 'up', started_at = %" PRId64
+                      ", heartbeat_at = %" PRId64 ", version = ",
+                  n->started_at, now_ms);
+    sqlbuf_str(&b, s->db, n->version);
+    sqlbuf_printf(&b, ", http_listen = ");
+    sqlbuf_str(&b, s->db, n->http_listen);
+    sqlbuf_printf(&b, ", host = ");
+    sqlbuf_str(&b, s->db, n->host);
+    sqlbuf_printf(&b, ", pid = %ld WHERE node_id = ", n->pid);
+    sqlbuf_str(&b, s->db, n->node_id);
+    sqlbuf_printf(&b, " AND NOT (status = 'stopped' AND started_at = %" PRId64 ")",
+                  n->started_at);
+    rc = run(s, &b, "UPDATE retry_node (heartbeat)", err, errsz);
+out:
+    sqlbuf_free(&b);
+    return rc;
+}
+
+int rd_store_node_stopped(rd_store *s, const rd_node_row *n, int64_t now_ms, char *err,
+                          size_t errsz)
+{
+    sqlbuf b = {0};
+    sqlbuf_printf(&b, "UPDATE retry_node SET status = 'stopped', heartbeat_at = %" PRId64
+                      " WHERE node_id = ",
+                  now_ms);
+    sqlbuf_str(&b, s->db, n->node_id);
+    sqlbuf_printf(&b, " AND started_at = %" PRId64, n->started_at);
+    int rc = run(s, &b, "UPDATE retry_node (stopped)", err, errsz);
+    sqlbuf_free(&b);
+    return rc;
+}
+
+json_t *rd_store_nodes_json(rd_store *s, int64_t now_ms, int64_t heartbeat_ms,
+                            int64_t stale_after_ms, int *rc, char *err, size_t errsz)
+{
+    /* Leases per node from the running tasks alone (index ix_task_lease). */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT n.node_id AS id, n.status, n.started_at, n.heartbeat_at, "
+             "%" PRId64 " - n.heartbeat_at AS heartbeat_age_ms, "
+             "n.heartbeat_at < %" PRId64 " AS stale, n.version, n.http_listen, n.host, n.pid, "
+             "COALESCE(l.leases, 0) AS leases FROM retry_node n LEFT JOIN "
+             "(SELECT owner_node, COUNT(*) AS leases FROM retry_task WHERE status = 'running' "
+             "GROUP BY owner_node) l ON l.owner_node = n.node_id ORDER BY n.node_id",
+             now_ms, now_ms - stale_after_ms);
+    *rc = run_sql(s, sql, "SELECT retry_node", err, errsz);
+    if (*rc) return NULL;
+    json_t *nodes = result_to_json(s, "SELECT retry_node", rc, err, errsz);
+    if (!nodes) return NULL;
+    size_t i;
+    json_t *row;
+    json_array_foreach(nodes, i, row)
+    {
+        json_object_set_new(row, "stale",
+                            json_boolean(json_integer_value(json_object_get(row, "stale"))));
+    }
+    json_t *o = json_pack("{s:I, s:I, s:I, s:o}", "now", (json_int_t)now_ms,
+                          "heartbeat_interval_ms", (json_int_t)heartbeat_ms, "stale_after_ms",
+                          (json_int_t)stale_after_ms, "nodes", nodes);
+    if (!o) {
+        snprintf(err, errsz, "nodes: out of memory");
+        *rc = RD_STORE_ERR;
+        return NULL;
+    }
+    *rc = RD_STORE_OK;
+    return o;
 }

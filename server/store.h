@@ -163,11 +163,50 @@ json_t *rd_store_report_top(rd_store *s, int64_t since_ms, int limit, int *rc, c
 json_t *rd_store_report_summary(rd_store *s, int64_t since_ms, int *rc, char *err,
                                 size_t errsz);
 
+/* Retention, one small batch: deletes up to `batch` succeeded tasks that
+ * ended before succeeded_before_ms (with their attempt rows, in one
+ * transaction), then up to `batch` attempt rows started before
+ * attempts_before_ms. A cutoff of 0 skips that part. *tasks and *attempts
+ * count the rows deleted (attempts includes those of the deleted tasks). */
+int rd_store_purge(rd_store *s, int64_t succeeded_before_ms, int64_t attempts_before_ms,
+                   int batch, size_t *tasks, size_t *attempts, char *err, size_t errsz);
+
 /* Operator actions: "replay" (ended or paused -> pending, attempts reset),
  * "pause" (pending -> paused), "resume" (paused -> pending), "cancel"
  * (pending/paused -> cancelled). RD_STORE_CONFLICT when the task is in a
  * state the action does not apply to. */
 int rd_store_task_action(rd_store *s, uint64_t id, const char *action, int64_t now_ms,
                          char *err, size_t errsz);
+
+/* ---- node registry (node.h) ---------------------------------------------- */
+
+/* One retryd process, as written to retry_node. started_at identifies the
+ * process: a restart under the same node id writes a new one. */
+typedef struct rd_node_row {
+    const char *node_id;
+    const char *host;
+    long pid;
+    const char *version;
+    const char *http_listen;
+    int64_t started_at;      /* ms */
+} rd_node_row;
+
+/* Creates or refreshes the node's row: status 'up', heartbeat_at = now_ms.
+ * A row that this same process (node_id and started_at) already marked
+ * 'stopped' is left alone, so a heartbeat that runs after the stop mark
+ * cannot revive it. */
+int rd_store_node_heartbeat(rd_store *s, const rd_node_row *n, int64_t now_ms, char *err,
+                            size_t errsz);
+/* Marks the node's row 'stopped' (graceful exit), if it still belongs to this
+ * process (same started_at). */
+int rd_store_node_stopped(rd_store *s, const rd_node_row *n, int64_t now_ms, char *err,
+                          size_t errsz);
+/* {"now", "heartbeat_interval_ms", "stale_after_ms", "nodes": [{"id", "status",
+ * "started_at", "heartbeat_at", "heartbeat_age_ms", "stale", "version",
+ * "http_listen", "host", "pid", "leases"}]} in node id order. stale is true when
+ * heartbeat_at is older than stale_after_ms; leases counts the node's
+ * 'running' tasks (retry_task.owner_node), expired or not. */
+json_t *rd_store_nodes_json(rd_store *s, int64_t now_ms, int64_t heartbeat_ms,
+                            int64_t stale_after_ms, int *rc, char *err, size_t errsz);
 
 #endif

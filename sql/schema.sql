@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS retry_task (
   KEY ix_task_due (status, next_fire_at),
   KEY ix_task_claim (status, priority DESC, next_fire_at),  -- the claim's ORDER BY, no filesort
   KEY ix_task_lease (status, lease_until),
-  KEY ix_task_scene (group_name, scene, status)
+  KEY ix_task_scene (group_name, scene, status),
+  KEY ix_task_ended (status, ended_at)                       -- retention purge
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS retry_attempt (
@@ -64,4 +65,19 @@ CREATE TABLE IF NOT EXISTS retry_poison (
   received_at     BIGINT       NOT NULL,
   PRIMARY KEY (id),
   KEY ix_poison_received (received_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- The node registry (server/node.h): one row per [node] id, refreshed by a
+-- heartbeat every 2 s; 'stopped' after a graceful exit. A row still 'up' whose
+-- heartbeat_at is old belongs to a node that died. GET /api/v1/nodes reads it.
+CREATE TABLE IF NOT EXISTS retry_node (
+  node_id         VARCHAR(128) NOT NULL,            -- [node] id, as in retry_task.owner_node
+  status          VARCHAR(16)  NOT NULL DEFAULT 'up', -- up | stopped
+  started_at      BIGINT       NOT NULL,            -- ms; identifies the process
+  heartbeat_at    BIGINT       NOT NULL,            -- ms; last heartbeat (or the stop)
+  version         VARCHAR(32)  NOT NULL,
+  http_listen     VARCHAR(255) NOT NULL,            -- [http] listen
+  host            VARCHAR(255) NOT NULL,            -- gethostname()
+  pid             INT          NOT NULL,
+  PRIMARY KEY (node_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
