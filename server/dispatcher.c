@@ -31,6 +31,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "notify.h"
+#include "scheduler.h"
 #include "utf8.h"
 #include "workq.h"
 
@@ -241,6 +242,7 @@ static void record_done(rd_daemon *d, rd_job *job)
     }
     const char *st = a->r.new_status;
     if (strcmp(st, "pending") == 0) {
+        rd_scheduler_wake_at(d->sched, a->r.next_fire_at);
         LOG_INFO("sched", "task %" PRIu64 " attempt %d %s (%s); next in %" PRId64 " ms", id,
                  a->r.attempt, a->r.outcome, a->r.error ? a->r.error : "no error",
                  a->r.last_delay_ms);

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "scheduler.h"
 
 struct rd_ingest {
     rd_daemon *d;
@@ -173,6 +174,7 @@ static int write_batch(rd_ingest *ing, batch *b, char *err, size_t errsz)
     if (rc != RD_STORE_OK) return rc;
 
     atomic_fetch_add(&d->m.tasks_ingested, inserted);
+    if (inserted && d->sched) rd_scheduler_poke(d->sched); /* new tasks are due now */
     atomic_fetch_add(&d->m.tasks_duplicate, nrows - inserted);
     atomic_fetch_add(&d->m.poison, npoison);
     if (nrows || npoison)

@@ -22,6 +22,9 @@
 struct rd_scheduler {
     rd_daemon *d;
     struct event *timer;
+    struct event *poke;      /* activated from other threads */
+    int64_t next_scan_at;    /* wall ms of the planned claim; 0 = none */
+    int wake_after_claim;    /* a wake-up arrived while a claim ran */
     int busy;
     int stopped;
     int failures;            /* consecutive failed claims */
@@ -39,7 +42,9 @@ typedef struct claim_job {
 
 static void schedule(rd_scheduler *s, int64_t in_ms)
 {
+    if (in_ms < 0) in_ms = 0;
     struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)((in_ms % 1000) * 1000)};
+    s->next_scan_at = rt_now_ms() + in_ms;
     evtimer_add(s->timer, &tv);
 }
 
@@ -87,16 +92,21 @@ static void claim_done(rd_daemon *d, rd_job *job)
                 rd_dispatcher_start(d->disp, &cj->claimed[i]);
         }
     }
-    int full = job->rc == RD_STORE_OK && (int)cj->n == cj->limit;
+    int ok = job->rc == RD_STORE_OK;
+    int full = ok && (int)cj->n == cj->limit;
     rd_claimed_free(cj->claimed, cj->n);
     free(cj);
-    if (!s->stopped) schedule(s, full ? 0 : next_ms);
+    /* A wake-up during the claim may concern a task the claim did not see. */
+    int again = full || (ok && s->wake_after_claim);
+    s->wake_after_claim = 0;
+    if (!s->stopped) schedule(s, again ? 0 : next_ms);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rd_scheduler *s = arg;
     rd_daemon *d = s->d;
+    s->next_scan_at = 0;
     if (s->stopped || s->busy) return;
     int room = d->cfg->max_inflight - rd_dispatcher_inflight(d->disp);
     int limit = room < d->cfg->batch_size ? room : d->cfg->batch_size;
@@ -118,13 +128,37 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     rd_workq_submit(d->wq, &cj->job);
 }
 
+void rd_scheduler_wake_at(rd_scheduler *s, int64_t due_ms)
+{
+    if (s->stopped) return;
+    if (s->busy) {
+        if (due_ms <= rt_now_ms() + s->d->cfg->scan_interval_ms) s->wake_after_claim = 1;
+        return;
+    }
+    if (s->next_scan_at && due_ms >= s->next_scan_at) return; /* the planned claim is earlier */
+    schedule(s, due_ms - rt_now_ms());
+}
+
+static void on_poke(evutil_socket_t fd, short what, void *arg)
+{
+    rd_scheduler_wake_at(arg, rt_now_ms());
+}
+
+void rd_scheduler_poke(rd_scheduler *s)
+{
+    event_active(s->poke, EV_READ, 0);
+}
+
 rd_scheduler *rd_scheduler_new(rd_daemon *d)
 {
     rd_scheduler *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->d = d;
     s->timer = evtimer_new(d->base, on_timer, s);
-    if (!s->timer) {
+    s->poke = event_new(d->base, -1, 0, on_poke, s);
+    if (!s->timer || !s->poke) {
+        if (s->timer) event_free(s->timer);
+        if (s->poke) event_free(s->poke);
         free(s);
         return NULL;
     }
@@ -147,5 +181,6 @@ void rd_scheduler_free(rd_scheduler *s)
 {
     if (!s) return;
     event_free(s->timer);
+    event_free(s->poke);
     free(s);
 }

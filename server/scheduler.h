@@ -3,7 +3,15 @@
  * due tasks through a store job (store.h rd_store_claim: SKIP LOCKED, lease,
  * fence) and hands them to the dispatcher, never claiming more than
  * max_inflight minus what is in flight. A full batch triggers the next scan at
- * once. Flow position: store -> SCHEDULER -> dispatcher. Loop thread only.
+ * once. Flow position: store -> SCHEDULER -> dispatcher. Loop thread only,
+ * except rd_scheduler_poke.
+ *
+ * Precise firing: the scan interval is only the safety net. When this node
+ * learns that a task falls due before the next planned scan (an attempt
+ * ended with a short backoff, or a new task was stored), the claim is moved
+ * to that time, so the task fires on time rather than up to
+ * scan_interval_ms late. The task itself stays in MySQL (nothing is held in
+ * memory), so any node may still claim it and nothing is lost on a crash.
  */
 #ifndef RD_SCHEDULER_H
 #define RD_SCHEDULER_H
@@ -13,6 +21,11 @@
 typedef struct rd_scheduler rd_scheduler;
 
 rd_scheduler *rd_scheduler_new(rd_daemon *d);
+/* Claims no later than due_ms (wall clock, ms since the epoch). */
+void rd_scheduler_wake_at(rd_scheduler *s, int64_t due_ms);
+/* Claims as soon as possible. Thread-safe (the ingest thread calls it after
+ * storing new tasks). */
+void rd_scheduler_poke(rd_scheduler *s);
 /* Stops claiming (shutdown). A claim already running completes and its
  * tasks are dispatched or released. */
 void rd_scheduler_stop(rd_scheduler *s);
