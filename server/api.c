@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "ingest.h"
 #include "log.h"
+#include "scheduler.h"
 #include "node.h"
 #include "workq.h"
 
@@ -200,6 +201,7 @@ static void api_done(rd_daemon *d, rd_job *job)
     }
     if (j->kind == API_INSERT && job->rc == RD_STORE_OK) {
         atomic_fetch_add(j->duplicate ? &d->m.tasks_duplicate : &d->m.tasks_ingested, 1);
+        if (!j->duplicate) rd_scheduler_wake_at(d->sched, rt_now_ms()); /* due now */
         LOG_INFO("http", "task %" PRIu64 " %s (group %s, key %s)", j->id,
                  j->duplicate ? "already known" : "accepted", j->task.group,
                  j->task.idempotency_key);
