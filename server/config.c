@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "jsonptr.h"
 
 /* Longest accepted line in the INI file, newline included. */
 #define RD_CONFIG_MAX_LINE 4096
@@ -59,7 +60,8 @@ typedef enum rd_type {
     RDT_JITTER,      /* rt_jitter_kind */
     RDT_STATUS_LIST, /* int[RT_MAX_STATUS_LIST] at off, size_t count at noff */
     RDT_LEVELS,      /* int64_t[RT_MAX_LEVELS] at off, size_t count at noff */
-    RDT_EMAILS       /* char ** at off, size_t count at noff */
+    RDT_EMAILS,      /* char ** at off, size_t count at noff */
+    RDT_STRINGS      /* like RDT_EMAILS, any non-empty items */
 } rd_type;
 
 enum {
@@ -94,6 +96,7 @@ static int check_topic(const char *v, char *why, size_t whysz);
 static int check_http_url(const char *v, char *why, size_t whysz);
 static int check_smtp_url(const char *v, char *why, size_t whysz);
 static int check_email(const char *v, char *why, size_t whysz);
+static int check_json_pointer(const char *v, char *why, size_t whysz);
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -180,6 +183,18 @@ static const rd_key keys[] = {
      offsetof(rd_scene_conf, owners), offsetof(rd_scene_conf, nowners), 0, NULL,
      "E-mail addresses alerted when a task of this scene ends badly, comma-separated; "
      "added to the owners the task itself names."},
+
+    {RDS_SCENE, "stop_on_body_pointer", RDT_STRING, 1, 0, NULL, NULL, NULL,
+     RDF_RELOADABLE | RDF_EMPTY_NULL, offsetof(rd_scene_conf, stop_on_body_pointer), 0, 0,
+     check_json_pointer,
+     "JSON Pointer (RFC 6901) into a response body, e.g. /error/code: when the value there "
+     "is one of stop_on_body_values the task is stopped, whatever the HTTP status (for "
+     "services that answer 200 with an error code)."},
+    {RDS_SCENE, "stop_on_body_values", RDT_STRINGS, 0, 0, NULL, NULL, NULL, RDF_RELOADABLE,
+     offsetof(rd_scene_conf, stop_on_body_values), offsetof(rd_scene_conf, nstop_on_body_values),
+     0, NULL,
+     "Values, comma-separated, that stop the task when found at stop_on_body_pointer; "
+     "strings compare without quotes, other JSON values as compact JSON (42, true)."},
 
     {RDS_ALERTS, "webhook_url", RDT_STRING, 0, 0, NULL, NULL, NULL,
      RDF_RELOADABLE | RDF_EMPTY_NULL, CFG(alerts_webhook_url), 0, 0, check_http_url,
@@ -378,6 +393,12 @@ static int check_smtp_url(const char *v, char *why, size_t whysz) {
     return check_url_scheme(v, s, "an smtp:// or smtps://", why, whysz);
 }
 
+static int check_json_pointer(const char *v, char *why, size_t whysz) {
+    if (rt_jsonptr_valid(v) == 0 && v[0] == '/') return 0;
+    snprintf(why, whysz, "must be a JSON Pointer (RFC 6901) such as /error/code");
+    return -1;
+}
+
 static int check_email(const char *v, char *why, size_t whysz) {
     if (is_email(v, strlen(v))) return 0;
     snprintf(why, whysz, "must be an e-mail address such as retryd@example.com");
@@ -563,7 +584,9 @@ static int set_value(const rd_key *k, void *base, const char *v, char *why, size
         *(size_t *)((char *)base + k->noff) = count;
         return 0;
     }
-    case RDT_EMAILS: {
+    case RDT_EMAILS:
+    case RDT_STRINGS: {
+        const char *what = k->type == RDT_EMAILS ? "e-mail addresses" : "values";
         char **list = NULL;
         size_t count = 0;
         const char *p = v;
@@ -573,9 +596,9 @@ static int set_value(const rd_key *k, void *base, const char *v, char *why, size
             const char *end = comma ? comma : p + strlen(p);
             const char *e = end;
             while (e > p && isspace((unsigned char)e[-1])) e--;
-            if (!is_email(p, (size_t)(e - p))) {
+            if (k->type == RDT_EMAILS ? !is_email(p, (size_t)(e - p)) : e == p) {
                 free_list(list, count);
-                snprintf(why, whysz, "must be e-mail addresses separated by commas, got %s",
+                snprintf(why, whysz, "must be %s separated by commas, got %s", what,
                          echo(k, v, q, sizeof q));
                 return -1;
             }
@@ -592,7 +615,7 @@ static int set_value(const rd_key *k, void *base, const char *v, char *why, size
             while (isspace((unsigned char)*p)) p++;
             if (!*p) { /* trailing comma */
                 free_list(list, count);
-                snprintf(why, whysz, "must be e-mail addresses separated by commas, got %s",
+                snprintf(why, whysz, "must be %s separated by commas, got %s", what,
                          echo(k, v, q, sizeof q));
                 return -1;
             }
@@ -1057,7 +1080,8 @@ static void free_slot(const rd_key *k, void *base) {
         free(*(char **)slot);
         *(char **)slot = NULL;
         break;
-    case RDT_EMAILS: {
+    case RDT_EMAILS:
+    case RDT_STRINGS: {
         size_t *n = (size_t *)((char *)base + k->noff);
         free_list(*(char ***)slot, *n);
         *(char ***)slot = NULL;
@@ -1154,6 +1178,8 @@ static const char *type_name(const rd_key *k) {
         return "delay table";
     case RDT_EMAILS:
         return "e-mail list";
+    case RDT_STRINGS:
+        return "list";
     }
     return "?";
 }
@@ -1210,6 +1236,7 @@ static void allowed(const rd_key *k, char *buf, size_t bufsz) {
             snprintf(buf, bufsz, "not empty");
         break;
     case RDT_EMAILS:
+    case RDT_STRINGS:
         break;
     }
 }
@@ -1457,7 +1484,8 @@ static void dump_value(FILE *out, const rd_key *k, const void *base, const char 
     case RDT_LEVELS:
         fmt_levels(f, (const int64_t *)slot, *(const size_t *)((const char *)base + k->noff));
         break;
-    case RDT_EMAILS: {
+    case RDT_EMAILS:
+    case RDT_STRINGS: {
         size_t n = *(const size_t *)((const char *)base + k->noff);
         char *const *v = *(char **const *)slot;
         for (size_t i = 0; i < n; i++) fprintf(f, "%s%s", i ? ", " : "", v[i]);

@@ -26,6 +26,11 @@ typedef struct rd_scene_conf {
     rt_policy policy;
     char **owners;
     size_t nowners;
+    /* Stop rule on the response body: when the value at this JSON Pointer
+     * (RFC 6901) is one of the values, the task is stopped. NULL = none. */
+    char *stop_on_body_pointer;
+    char **stop_on_body_values;
+    size_t nstop_on_body_values;
 } rd_scene_conf;
 
 typedef struct rd_config {

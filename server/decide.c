@@ -32,6 +32,10 @@ void rd_decide(const rt_policy *policy, const rt_http_target *target, const rd_a
     long http_status = answer->http_status;
     out->delay_ms = 0;
     out->next_fire_at = now_ms;
+    if (responded && answer->body_stop) {
+        out->outcome = out->status = "stopped";
+        return;
+    }
     if (responded) {
         int ok = target->nsuccess_status
                      ? in_list(target->success_status, target->nsuccess_status, http_status)

@@ -5,6 +5,9 @@
  * decision through the store.
  *
  * Rules, in order (DESIGN.md, "Task life cycle"):
+ *   0. a response whose body matched the scene's stop_on_body rule ->
+ *      "stopped", whatever its status (services that answer 200 with an
+ *      error code);
  *   1. an HTTP response whose status is in target.success_status (any 2xx when
  *      that list is empty) -> outcome "succeeded", task "succeeded";
  *   2. a response whose status is in policy.stop_on_status -> "stopped";
@@ -35,6 +38,7 @@ typedef struct rd_answer {
     int responded;           /* 1: an HTTP response arrived; 0: transport error */
     long http_status;        /* ignored unless responded */
     int64_t retry_after_ms;  /* Retry-After of the answer in ms; < 0 = none */
+    int body_stop;           /* the body matched the scene's stop_on_body rule */
 } rd_answer;
 
 /* `policy` must be resolved (every field set but maybe the deadline).

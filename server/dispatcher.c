@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "clock.h"
 #include "decide.h"
 #include "httpc.h"
+#include "jsonptr.h"
 #include "log.h"
 #include "notify.h"
 #include "scheduler.h"
@@ -38,6 +40,8 @@
 #define RECORD_RETRIES 5
 #define RECORD_RETRY_DELAY_MS 1000
 #define ERROR_BODY_BYTES 200
+/* Most of a response body kept when the scene has a stop_on_body rule. */
+#define RULE_BODY_BYTES (64 * 1024)
 
 typedef struct attempt attempt;
 
@@ -64,6 +68,9 @@ struct attempt {
     char curl_err[CURL_ERROR_SIZE];
     char body_head[ERROR_BODY_BYTES + 1];
     size_t body_len;
+    const rd_scene_conf *scene;  /* the task's [scene:NAME], or NULL */
+    char *rule_body;             /* RULE_BODY_BYTES + 1, when the scene has a body rule */
+    size_t rule_body_len;
     int64_t started_mono;
     rd_attempt_result r;
     char error[1024];
@@ -79,6 +86,7 @@ static void attempt_free(attempt *a)
     if (a->retry_timer) event_free(a->retry_timer);
     if (a->task_ok) rt_task_free(&a->task);
     free(a->c.payload);
+    free(a->rule_body);
     free(a);
 }
 
@@ -285,7 +293,33 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         a->body_len += take;
         a->body_head[a->body_len] = '\0';
     }
+    if (a->rule_body && a->rule_body_len < RULE_BODY_BYTES) {
+        size_t take = RULE_BODY_BYTES - a->rule_body_len;
+        if (take > n) take = n;
+        memcpy(a->rule_body + a->rule_body_len, ptr, take);
+        a->rule_body_len += take;
+    }
     return n;
+}
+
+/* The scene's stop_on_body rule: does the value at the pointer equal one of
+ * the configured values? A body that is not JSON, or too long to have been
+ * kept whole, does not match. */
+static int body_matches_stop_rule(const attempt *a)
+{
+    const rd_scene_conf *sc = a->scene;
+    if (!sc || !sc->stop_on_body_pointer || !a->rule_body || a->rule_body_len >= RULE_BODY_BYTES)
+        return 0;
+    json_t *doc = json_loadb(a->rule_body, a->rule_body_len, 0, NULL);
+    if (!doc) return 0;
+    int match = 0;
+    char text[256];
+    json_t *v = rt_jsonptr_get(doc, sc->stop_on_body_pointer);
+    if (v && rt_json_scalar_text(v, text, sizeof text) == 0)
+        for (size_t i = 0; i < sc->nstop_on_body_values && !match; i++)
+            match = strcmp(text, sc->stop_on_body_values[i]) == 0;
+    json_decref(doc);
+    return match;
 }
 
 static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status)
@@ -297,7 +331,7 @@ static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status
     int responded = result == CURLE_OK && status > 0;
     int64_t now = rt_now_ms();
     a->r.duration_ms = (int)(rt_mono_ms() - a->started_mono);
-    rd_answer ans = {responded, status, -1};
+    rd_answer ans = {responded, status, -1, responded && body_matches_stop_rule(a)};
     curl_off_t retry_after_s = 0;
     /* curl parses both forms of Retry-After (delay-seconds and HTTP-date). */
     if (responded && curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after_s) == CURLE_OK &&
@@ -321,7 +355,11 @@ static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status
         a->r.error = a->error;
     } else if (strcmp(dec.outcome, "succeeded") != 0) {
         /* Keep the head of the answer: it usually says why. */
-        int n = snprintf(raw, sizeof raw, "HTTP %ld: ", status);
+        int n = ans.body_stop ? snprintf(raw, sizeof raw, "HTTP %ld, body %s matched "
+                                                           "stop_on_body_values: ",
+                                         status, a->scene->stop_on_body_pointer)
+                              : snprintf(raw, sizeof raw, "HTTP %ld: ", status);
+        if (n < 0 || (size_t)n >= sizeof raw) n = 0;
         size_t room = sizeof raw - (size_t)n - 1;
         size_t take = a->body_len < room ? a->body_len : room;
         memcpy(raw + n, a->body_head, take);
@@ -504,6 +542,13 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
     a->r.group = a->task.group;
     a->r.scene = a->task.scene;
     rd_config_resolve_policy(d->cfg, a->task.scene, &a->task.policy, &a->policy);
+    a->scene = rd_config_scene(d->cfg, a->task.scene);
+    if (a->scene && a->scene->stop_on_body_pointer) {
+        a->rule_body = malloc(RULE_BODY_BYTES + 1);
+        if (!a->rule_body)
+            LOG_WARN("sched", "task %" PRIu64 ": out of memory for the body rule; the answer "
+                     "is judged by its status only", a->c.id);
+    }
     /* The task row carries the max_attempts resolved at ingest; the config
      * may have changed since, but a task keeps the promise it was given. */
     a->policy.max_attempts = a->c.max_attempts;

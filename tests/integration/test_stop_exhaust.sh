@@ -2,10 +2,13 @@
 # Ending badly: a task whose target answers a stop_on_status code is stopped
 # after exactly one attempt; a task that keeps failing is exhausted after
 # exactly max_attempts attempts. Each sends one alert (to [alerts] webhook_url)
-# and one callback with the matching X-Retry-Event.
+# and one callback with the matching X-Retry-Event. A scene with a
+# stop_on_body rule stops a task whose target answers 200 with an error code
+# in the body, and lets a 200 with another code succeed.
 source "$(dirname "$0")/lib.sh"
 
-start_stack
+start_stack "[scene:body.scene]" "stop_on_body_pointer = /error/code" \
+    "stop_on_body_values = E1001, E1002"
 
 post_task() { # KEY URL POLICY -> prints the task id
     local body
@@ -61,4 +64,14 @@ assert_eq "stopped $stop_id stop-app stop.scene 1 404" \
 assert_eq "exhausted $exh_id 3 503" \
     "$(peer_jq --arg k "$exh_key" '.callbacks[] | select(.body.idempotency_key == $k) | .body | "\(.event) \(.id) \(.attempts) \(.last_status)"')" \
     "callback body of the exhausted task"
+# stop_on_body: 200 {"ok":false,"error":{"code":"E1002"}} stops; E3003 does not match.
+body_stop_id=$(post_task "body-stop-$$" "$PEER/errcode/E1002" '{"max_attempts":5}' body.scene)
+body_ok_id=$(post_task "body-ok-$$" "$PEER/errcode/E3003" '{"max_attempts":5}' body.scene)
+wait_for "task $body_stop_id ends" 30 task_ended "$body_stop_id"
+wait_for "task $body_ok_id ends" 30 task_ended "$body_ok_id"
+assert_eq stopped "$(task_field "$body_stop_id" status)" "200 with error code E1002 in the body: stopped"
+assert_eq 1 "$(task_field "$body_stop_id" attempts)" "after one attempt"
+assert_match 'body /error/code matched stop_on_body_values' "$(task_field "$body_stop_id" last_error)" \
+    "last_error names the body rule"
+assert_eq succeeded "$(task_field "$body_ok_id" status)" "200 with a code not in the list: succeeded"
 exit 0

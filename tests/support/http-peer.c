@@ -15,6 +15,8 @@
  *   /status/{CODE}[/...]  always CODE
  *   /retry-after/{S}[/...]  per Idempotency-Key: the first request answers 503
  *                      with "Retry-After: S", later ones 200
+ *   /errcode/{E}[/...]  200 with {"ok":false,"error":{"code":"E"}}: a service that
+ *                      reports failure in the body
  *   /latin1/{CODE}[/...]  always CODE, with a body that is not UTF-8 (Latin-1
  *                      "d\xe9faillance ..."), as some legacy services answer
  *   /ok[/...]          200
@@ -296,6 +298,7 @@ static void handle(struct evhttp_request *req, void *arg)
 
     int status = 404;
     int latin1 = 0;
+    char errcode[65] = "";
     long retry_after_s = -1;
     long slow_ms = -1;
     json_t *note_list = NULL; /* callbacks or alerts */
@@ -319,6 +322,16 @@ static void handle(struct evhttp_request *req, void *arg)
             json_int_t seen = count_key(p, p->flaky, key_utf8);
             status = seen < 1 ? 503 : 200;
             if (status == 200) retry_after_s = -1;
+        }
+    } else if ((rest = match_prefix(path, "errcode")) != NULL) {
+        /* rest is "/E[/...]" */
+        const char *e = rest[0] == '/' ? rest + 1 : rest;
+        size_t elen = strcspn(e, "/");
+        if (elen == 0 || elen > 64) {
+            status = 400;
+        } else {
+            status = 200;
+            snprintf(errcode, sizeof errcode, "%.*s", (int)elen, e);
         }
     } else if ((rest = match_prefix(path, "latin1")) != NULL) {
         long code = path_number(rest, 599);
@@ -391,6 +404,12 @@ static void handle(struct evhttp_request *req, void *arg)
         snprintf(v, sizeof v, "%ld", retry_after_s);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", v);
     }
+    if (errcode[0]) {
+        json_t *eb = json_pack("{s:b,s:{s:s}}", "ok", 0, "error", "code", errcode);
+        send_json(req, 200, eb);
+        json_decref(eb);
+        return;
+    }
     if (latin1) {
         static const char text[] = "d\xe9" "faillance du service: r\xe9" "essayez plus tard";
         struct evbuffer *out = evbuffer_new();
@@ -431,7 +450,7 @@ static int write_port_file(const char *path, int port)
 static void usage(FILE *out)
 {
     fputs("usage: http-peer --listen HOST:PORT [--port-file FILE]\n"
-          "A test HTTP peer: /flaky/N, /status/CODE, /retry-after/S, /latin1/CODE, /ok, /slow/MS, /callback,\n"
+          "A test HTTP peer: /flaky/N, /status/CODE, /retry-after/S, /errcode/E, /latin1/CODE, /ok, /slow/MS, /callback,\n"
           "/webhook, GET /_stats, POST /_reset. PORT 0 picks a free port.\n",
           out);
 }

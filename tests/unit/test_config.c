@@ -45,6 +45,33 @@ static int load_text(const char *text, char *const *envp, rd_config *c, char *er
     return rc;
 }
 
+static void test_scene_body_rule(void **state) {
+    (void)state;
+    rd_config c;
+    char err[512];
+    assert_int_equal(load_text("[scene:pay]\nstop_on_body_pointer = /error/code\n"
+                               "stop_on_body_values = E1001, 42 ,true\n",
+                               NULL, &c, err, sizeof err, NULL, 0),
+                     0);
+    const rd_scene_conf *sc = rd_config_scene(&c, "pay");
+    assert_non_null(sc);
+    assert_string_equal(sc->stop_on_body_pointer, "/error/code");
+    assert_int_equal(sc->nstop_on_body_values, 3);
+    assert_string_equal(sc->stop_on_body_values[0], "E1001");
+    assert_string_equal(sc->stop_on_body_values[1], "42");
+    assert_string_equal(sc->stop_on_body_values[2], "true");
+    rd_config_free(&c);
+
+    assert_int_equal(load_text("[scene:pay]\nstop_on_body_pointer = error/code\n", NULL, &c,
+                               err, sizeof err, NULL, 0),
+                     -1);
+    assert_non_null(strstr(err, "must be a JSON Pointer (RFC 6901)"));
+    assert_int_equal(load_text("[scene:pay]\nstop_on_body_values = a,,b\n", NULL, &c, err,
+                               sizeof err, NULL, 0),
+                     -1);
+    assert_non_null(strstr(err, "must be values separated by commas"));
+}
+
 static void test_defaults(void **state) {
     (void)state;
     rd_config c;
@@ -684,7 +711,8 @@ static void test_example_file(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_scene_body_rule),       cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_error_misc),
         cmocka_unit_test(test_env_overrides),  cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_resolve_policy), cmocka_unit_test(test_dump),
