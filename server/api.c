@@ -436,11 +436,15 @@ static void handle_metrics(rd_api *api, struct evhttp_request *req)
     C(alerts_sent, "Alerts delivered.");
     C(alerts_failed, "Alerts given up after all tries.");
     C(store_errors, "Failed MySQL operations.");
+    C(breaker_opened, "Per-scene circuit breakers that opened on this node.");
+    C(breaker_deferred, "Attempts deferred because their scene's breaker was open.");
     C(purged_tasks, "Succeeded tasks deleted by retention.");
     C(purged_attempts, "Attempt rows deleted by retention.");
 #undef C
     append_metric(b, "retryd_inflight", "Attempts in flight on this node.", "gauge",
                   (uint64_t)atomic_load(&m->inflight));
+    append_metric(b, "retryd_breakers_open", "Scenes whose breaker is open or half-open.",
+                  "gauge", (uint64_t)atomic_load(&m->breakers_open));
     append_metric(b, "retryd_mysql_up", "1 when the last MySQL contact succeeded.", "gauge",
                   (uint64_t)atomic_load(&m->mysql_ok));
     append_metric(b, "retryd_kafka_up", "1 when the consumer reaches its brokers.", "gauge",

@@ -54,6 +54,9 @@ typedef struct rd_metrics {
     atomic_uint_fast64_t alerts_sent;
     atomic_uint_fast64_t alerts_failed;
     atomic_uint_fast64_t store_errors;
+    atomic_uint_fast64_t breaker_opened;     /* circuit breakers that opened */
+    atomic_uint_fast64_t breaker_deferred;   /* attempts deferred by an open breaker */
+    atomic_int breakers_open;                /* scenes open or half-open now */
     atomic_uint_fast64_t purged_tasks;       /* retention */
     atomic_uint_fast64_t purged_attempts;
     atomic_int_fast64_t inflight;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "breaker.h"
 #include "decide.h"
 #include "httpc.h"
 #include "jsonptr.h"
@@ -52,6 +53,7 @@ struct rd_dispatcher {
     rt_rng rng;
     struct event *renew_timer;
     int renew_busy;
+    rd_breakers *breakers;   /* per-scene circuit breakers */
 };
 
 struct attempt {
@@ -177,7 +179,10 @@ rd_dispatcher *rd_dispatcher_new(rd_daemon *d)
     disp->d = d;
     rt_rng_seed(&disp->rng, (uint64_t)rt_mono_ns() ^ (uint64_t)rt_now_ms());
     disp->renew_timer = event_new(d->base, -1, EV_PERSIST, on_renew_timer, disp);
-    if (!disp->renew_timer) {
+    disp->breakers = rd_breakers_new();
+    if (!disp->renew_timer || !disp->breakers) {
+        if (disp->renew_timer) event_free(disp->renew_timer);
+        rd_breakers_free(disp->breakers);
         free(disp);
         return NULL;
     }
@@ -190,6 +195,13 @@ rd_dispatcher *rd_dispatcher_new(rd_daemon *d)
 int rd_dispatcher_inflight(const rd_dispatcher *disp)
 {
     return disp->inflight;
+}
+
+static rd_breaker_conf breaker_conf(const rd_config *c)
+{
+    rd_breaker_conf bc = {c->breaker_failure_ratio, c->breaker_window, c->breaker_min_attempts,
+                          c->breaker_cooldown_ms};
+    return bc;
 }
 
 /* ---- recording ----------------------------------------------------------- */
@@ -249,7 +261,10 @@ static void record_done(rd_daemon *d, rd_job *job)
         return;
     }
     const char *st = a->r.new_status;
-    if (strcmp(st, "pending") == 0) {
+    if (strcmp(st, "pending") == 0 && a->r.no_attempt) {
+        rd_scheduler_wake_at(d->sched, a->r.next_fire_at);
+        LOG_DEBUG("sched", "task %" PRIu64 " deferred: %s", id, a->r.error);
+    } else if (strcmp(st, "pending") == 0) {
         rd_scheduler_wake_at(d->sched, a->r.next_fire_at);
         LOG_INFO("sched", "task %" PRIu64 " attempt %d %s (%s); next in %" PRId64 " ms", id,
                  a->r.attempt, a->r.outcome, a->r.error ? a->r.error : "no error",
@@ -366,6 +381,18 @@ static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status
         rt_utf8_sanitize(raw, (size_t)n + take, a->error, sizeof a->error);
         a->r.error = a->error;
     }
+    rd_breaker_conf bc = breaker_conf(d->cfg);
+    int64_t open_until;
+    double ratio;
+    if (rd_breaker_record(disp->breakers, &bc, a->task.scene, strcmp(dec.outcome, "failed") == 0,
+                          now, &open_until, &ratio)) {
+        atomic_fetch_add(&d->m.breaker_opened, 1);
+        LOG_WARN("sched", "circuit breaker for scene %s opened: %.0f%% of its recent attempts "
+                 "failed; no attempts for %" PRId64 " ms", a->task.scene, ratio * 100,
+                 d->cfg->breaker_cooldown_ms);
+        rd_notify_circuit_open(d->notify, a->task.scene, ratio, open_until);
+    }
+    atomic_store(&d->m.breakers_open, rd_breakers_open(disp->breakers, now));
     if (strcmp(dec.outcome, "succeeded") == 0) atomic_fetch_add(&d->m.attempts_succeeded, 1);
     else if (strcmp(dec.outcome, "stopped") == 0) atomic_fetch_add(&d->m.attempts_stopped, 1);
     else atomic_fetch_add(&d->m.attempts_failed, 1);
@@ -573,10 +600,39 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
         }
     }
 
+    rd_breaker_conf bc = breaker_conf(d->cfg);
+    int64_t retry_at;
+    if (!rd_breaker_allow(disp->breakers, &bc, a->task.scene, a->r.started_at, &retry_at)) {
+        /* The scene's breaker is open: push the task back past the
+         * cool-down, spread over a tenth of it so the reopened scene is not
+         * hit by every deferred task at once. */
+        int64_t spread = d->cfg->breaker_cooldown_ms / 10;
+        int64_t next = retry_at + (spread > 0 ? rt_rng_range(&disp->rng, 0, spread) : 0);
+        snprintf(a->error, sizeof a->error,
+                 "circuit breaker open for scene %s; deferred to %" PRId64, a->task.scene, next);
+        a->r.no_attempt = 1;
+        a->r.attempt = a->c.attempt_seq;
+        a->r.attempts = a->c.attempts;
+        a->r.outcome = "failed";
+        a->r.new_status = "pending";
+        a->r.error = a->error;
+        a->r.next_fire_at = next;
+        a->r.last_delay_ms = a->c.last_delay_ms;
+        atomic_fetch_add(&d->m.breaker_deferred, 1);
+        LOG_DEBUG("sched", "task %" PRIu64 ": %s", a->c.id, a->error);
+        submit_record(a);
+        return;
+    }
     if (build_request(a, err, sizeof err) != 0 ||
         rd_httpc_start(d->httpc, a->easy, on_transfer_done, a) != 0) {
         LOG_ERROR("sched", "task %" PRIu64 ": cannot start the request (%s); releasing it",
                   a->c.id, err);
+        /* Report it to the breaker, so that a half-open probe is not left
+         * outstanding forever. */
+        int64_t ou;
+        double rt;
+        if (rd_breaker_record(disp->breakers, &bc, a->task.scene, 1, rt_now_ms(), &ou, &rt))
+            rd_notify_circuit_open(d->notify, a->task.scene, rt, ou);
         a->release_only = 1;
         submit_record(a);
         return;
@@ -603,5 +659,6 @@ void rd_dispatcher_free(rd_dispatcher *disp)
 {
     if (!disp) return;
     event_free(disp->renew_timer);
+    rd_breakers_free(disp->breakers);
     free(disp);
 }

@@ -213,6 +213,24 @@ void rd_notify_task_ended(rd_notify *n, const rd_task_end *e)
     free(body);
 }
 
+void rd_notify_circuit_open(rd_notify *n, const char *scene, double failure_ratio,
+                            int64_t until_ms)
+{
+    const char *url = n->d->cfg->alerts_webhook_url;
+    if (!url) return;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:I}", "event", "circuit_open", "scene", scene,
+                          "node", n->d->cfg->node_id, "failure_ratio", failure_ratio, "until",
+                          (json_int_t)until_ms);
+    char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!body) {
+        LOG_ERROR("notify", "circuit_open alert for scene %s not built: out of memory", scene);
+        return;
+    }
+    deliver(n, url, body, "circuit_open", 0, 1);
+    free(body);
+}
+
 void rd_notify_free(rd_notify *n)
 {
     if (!n) return;

@@ -37,6 +37,11 @@ typedef struct rd_notify rd_notify;
 rd_notify *rd_notify_new(rd_daemon *d);
 /* Builds the body now (everything is copied) and starts the deliveries. */
 void rd_notify_task_ended(rd_notify *n, const rd_task_end *e);
+/* Alerts (webhook) that a scene's circuit breaker opened on this node:
+ * {"event":"circuit_open","scene","node","failure_ratio","until"} with
+ * X-Retry-Event: circuit_open. */
+void rd_notify_circuit_open(rd_notify *n, const char *scene, double failure_ratio,
+                            int64_t until_ms);
 /* Deliveries not finished yet (sending or waiting to retry). */
 int rd_notify_pending(const rd_notify *n);
 /* Shutdown: gives up on deliveries still running or waiting, logging each,

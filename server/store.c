@@ -439,12 +439,13 @@ int rd_store_record(rd_store *s, const rd_attempt_result *r, int64_t now_ms, cha
     sqlbuf_str(&b, s->db, r->new_status);
     if (!r->no_attempt)
         sqlbuf_printf(&b, ", attempts = %d, attempt_seq = %d", r->attempts, r->attempt);
-    sqlbuf_printf(&b, ", last_delay_ms = %" PRId64 ", next_fire_at = %" PRId64 ", last_status = ",
+    sqlbuf_printf(&b, ", last_delay_ms = %" PRId64 ", next_fire_at = %" PRId64,
                   r->last_delay_ms, r->next_fire_at);
-    if (r->http_status > 0)
-        sqlbuf_printf(&b, "%d", r->http_status);
-    else
-        sqlbuf_printf(&b, "NULL");
+    /* Without an attempt, last_status keeps the last answer actually seen. */
+    if (!r->no_attempt && r->http_status > 0)
+        sqlbuf_printf(&b, ", last_status = %d", r->http_status);
+    else if (!r->no_attempt)
+        sqlbuf_printf(&b, ", last_status = NULL");
     sqlbuf_printf(&b, ", last_error = ");
     if (r->error)
         sqlbuf_strn(&b, s->db, r->error, strnlen(r->error, 1024));

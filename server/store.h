@@ -106,8 +106,9 @@ typedef struct rd_attempt_result {
     uint64_t fence;
     int attempt;             /* attempt number: attempt_seq + 1 (X-Retry-Attempt) */
     int attempts;            /* the task's new `attempts` (since the last replay) */
-    int no_attempt;          /* 1: end the task without an attempt (deadline passed
-                                before firing); attempts and attempt_seq unchanged */
+    int no_attempt;          /* 1: no attempt was made (deadline passed before firing,
+                                or the scene's breaker deferred it); attempts,
+                                attempt_seq and last_status unchanged, no row */
     const char *node;
     const char *group;
     const char *scene;

@@ -29,3 +29,8 @@ retry_unit_test(test_decide
   SOURCES unit/test_decide.c ../server/decide.c
   LIBS retrycommon)
 target_include_directories(test_decide PRIVATE ${PROJECT_SOURCE_DIR}/server)
+
+retry_unit_test(test_breaker
+  SOURCES unit/test_breaker.c ../server/breaker.c
+  LIBS retrycommon)
+target_include_directories(test_breaker PRIVATE ${PROJECT_SOURCE_DIR}/server)
