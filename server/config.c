@@ -1451,20 +1451,19 @@ static void fmt_levels(FILE *f, const int64_t *levels, size_t n) {
 }
 
 /* Writes "key = value" ("key =" for an empty value). */
-static void dump_value(FILE *out, const rd_key *k, const void *base, const char *prefix) {
+/* The value of key k in base as config-file text (malloc'd; NULL when out of
+ * memory). mask: secrets print as "***". */
+static char *value_text(const rd_key *k, const void *base, bool mask) {
     const char *slot = (const char *)base + k->off;
     char *text = NULL;
     size_t textlen = 0;
     FILE *f = open_memstream(&text, &textlen);
-    if (!f) {
-        fprintf(out, "%s%s = (out of memory)\n", prefix, k->name);
-        return;
-    }
+    if (!f) return NULL;
     switch (k->type) {
     case RDT_STRING:
     case RDT_CHOICE: {
         const char *s = *(char *const *)slot;
-        if (s && *s && (k->flags & RDF_SECRET))
+        if (s && *s && mask && (k->flags & RDF_SECRET))
             fputs("***", f);
         else if (s)
             fputs(s, f);
@@ -1508,13 +1507,77 @@ static void dump_value(FILE *out, const rd_key *k, const void *base, const char 
         break;
     }
     }
-    if (fclose(f) != 0 || !text) {
+    if (fclose(f) != 0) {
         free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static void dump_value(FILE *out, const rd_key *k, const void *base, const char *prefix) {
+    char *text = value_text(k, base, true);
+    if (!text) {
         fprintf(out, "%s%s = (out of memory)\n", prefix, k->name);
         return;
     }
     fprintf(out, "%s%s =%s%s\n", prefix, k->name, text[0] ? " " : "", text);
     free(text);
+}
+
+static bool kafka_props_equal(const rd_config *a, const rd_config *b) {
+    if (a->nkafka_props != b->nkafka_props) return false;
+    for (size_t i = 0; i < a->nkafka_props; i++)
+        if (strcmp(a->kafka_props[i].key, b->kafka_props[i].key) != 0 ||
+            strcmp(a->kafka_props[i].value, b->kafka_props[i].value) != 0)
+            return false;
+    return true;
+}
+
+int rd_config_reload(const rd_config *old, const char *path, char *const *envp, rd_config *out,
+                     char *kept, size_t keptsz, char *err, size_t errsz) {
+    if (rd_config_load(path, envp, out, err, errsz) != 0) return -1;
+    size_t used = 0;
+    kept[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        const rd_key *k = &keys[i];
+        if (k->sec == RDS_POLICY || k->sec == RDS_SCENE || (k->flags & RDF_RELOADABLE)) continue;
+        char *was = value_text(k, old, false);
+        char *now = value_text(k, out, false);
+        int same = was && now && strcmp(was, now) == 0;
+        char why[256];
+        int rc = 0;
+        if (!same && was) rc = set_value(k, out, was, why, sizeof why);
+        free(was);
+        free(now);
+        if (same) continue;
+        if (rc != 0) {
+            rd_config_free(out);
+            snprintf(err, errsz, "[%s] %s: cannot keep the running value", section_name(k->sec),
+                     k->name);
+            return -1;
+        }
+        int n = snprintf(kept + used, keptsz - used, "%s[%s] %s", used ? ", " : "",
+                         section_name(k->sec), k->name);
+        if (n > 0 && (size_t)n < keptsz - used) used += (size_t)n;
+    }
+    if (!kafka_props_equal(old, out)) {
+        /* Put the running properties back: the consumer was built with them. */
+        for (size_t i = 0; i < out->nkafka_props; i++) {
+            free(out->kafka_props[i].key);
+            free(out->kafka_props[i].value);
+        }
+        free(out->kafka_props);
+        out->kafka_props = calloc(old->nkafka_props ? old->nkafka_props : 1, sizeof(rd_kv));
+        out->nkafka_props = 0;
+        for (size_t i = 0; out->kafka_props && i < old->nkafka_props; i++) {
+            out->kafka_props[i].key = strdup(old->kafka_props[i].key);
+            out->kafka_props[i].value = strdup(old->kafka_props[i].value);
+            out->nkafka_props++;
+        }
+        int n = snprintf(kept + used, keptsz - used, "%s[kafka] properties", used ? ", " : "");
+        if (n > 0 && (size_t)n < keptsz - used) used += (size_t)n;
+    }
+    return 0;
 }
 
 static bool is_secret_prop(const char *key) {

@@ -94,6 +94,16 @@ int rd_config_load(const char *path, char *const *envp, rd_config *out, char *er
                    size_t errsz);
 void rd_config_free(rd_config *c);
 
+/* Loads `path` again for a reload (SIGHUP). Keys marked reloadable in the
+ * table (scenes, scheduler and retention settings, alerts, log level) take
+ * the file's new values; any other key that changed (MySQL, Kafka, HTTP
+ * listen, node id, log format) keeps its running value and is named in
+ * `kept` ("[mysql] host, [http] listen"; "" when none) so the caller can
+ * say a restart is needed. Returns 0 with *out filled (the caller frees it),
+ * or -1 with a sentence in err; `old` is never changed. */
+int rd_config_reload(const rd_config *old, const char *path, char *const *envp, rd_config *out,
+                     char *kept, size_t keptsz, char *err, size_t errsz);
+
 /* The [scene:NAME] section for a scene, or NULL. */
 const rd_scene_conf *rd_config_scene(const rd_config *c, const char *scene);
 

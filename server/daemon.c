@@ -145,7 +145,37 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     else event_base_loopexit(d->base, NULL);
 }
 
-int rd_daemon_run(rd_config *cfg)
+/* SIGHUP: load the file again and swap the config in whole. Work in flight
+ * keeps going; what changes applies to what starts after the swap. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    rd_daemon *d = arg;
+    if (!d->config_path) return;
+    rd_config *next = calloc(1, sizeof *next);
+    rd_config **grown = next ? realloc(d->reloaded, (d->nreloaded + 1) * sizeof *grown) : NULL;
+    if (!next || !grown) {
+        free(next);
+        LOG_ERROR("main", "SIGHUP: out of memory; keeping the running config");
+        return;
+    }
+    d->reloaded = grown;
+    char err[1024], kept[1024];
+    if (rd_config_reload(d->cfg, d->config_path, NULL, next, kept, sizeof kept, err,
+                         sizeof err) != 0) {
+        free(next);
+        LOG_ERROR("main", "SIGHUP: config not reloaded, keeping the running one: %s", err);
+        return;
+    }
+    if (rd_log_configure(next->log_level, NULL) != 0)
+        LOG_WARN("main", "SIGHUP: [log] level '%s' not understood", next->log_level);
+    d->reloaded[d->nreloaded++] = next;
+    atomic_store(&d->cfg, next);
+    LOG_NOTICE("main", "SIGHUP: config reloaded from %s (%zu scene section(s))%s%s",
+               d->config_path, next->nscenes,
+               kept[0] ? "; changed but kept until a restart: " : "", kept);
+}
+
+int rd_daemon_run(rd_config *cfg, const char *config_path)
 {
     rd_daemon *d = calloc(1, sizeof *d);
     if (!d) {
@@ -154,7 +184,8 @@ int rd_daemon_run(rd_config *cfg)
     }
     char err[1024];
     int code = 1;
-    d->cfg = cfg;
+    atomic_init(&d->cfg, cfg);
+    d->config_path = config_path;
     atomic_store(&d->m.kafka_ok, 1); /* until the consumer says otherwise */
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
@@ -201,8 +232,9 @@ int rd_daemon_run(rd_config *cfg)
     }
     d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
-    if (!d->sig_term || !d->sig_int || evsignal_add(d->sig_term, NULL) ||
-        evsignal_add(d->sig_int, NULL)) {
+    d->sig_hup = evsignal_new(d->base, SIGHUP, on_sighup, d);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || evsignal_add(d->sig_term, NULL) ||
+        evsignal_add(d->sig_int, NULL) || evsignal_add(d->sig_hup, NULL)) {
         LOG_ERROR("main", "cannot install signal handlers");
         goto out;
     }
@@ -231,10 +263,16 @@ out:
     if (d->shutdown_timer) event_free(d->shutdown_timer);
     if (d->sig_term) event_free(d->sig_term);
     if (d->sig_int) event_free(d->sig_int);
+    if (d->sig_hup) event_free(d->sig_hup);
     if (d->base) event_base_free(d->base);
     curl_global_cleanup();
     libevent_global_shutdown();
     if (code == 0) LOG_NOTICE("main", "stopped");
+    for (size_t i = 0; i < d->nreloaded; i++) {
+        rd_config_free(d->reloaded[i]);
+        free(d->reloaded[i]);
+    }
+    free(d->reloaded);
     free(d);
     return code;
 }

@@ -71,7 +71,14 @@ typedef struct rd_metrics {
 } rd_metrics;
 
 typedef struct rd_daemon {
-    rd_config *cfg;
+    /* The running config. Replaced as a whole on SIGHUP (by the loop thread);
+     * other threads read the pointer atomically. Replaced configs stay
+     * allocated until exit (attempts in flight may point into them). */
+    rd_config *_Atomic cfg;
+    const char *config_path;  /* for reloads; NULL = none */
+    rd_config **reloaded;     /* configs loaded by SIGHUP, freed at exit */
+    size_t nreloaded;
+    struct event *sig_hup;
     struct event_base *base;
     rd_workq *wq;
     rd_httpc *httpc;
@@ -100,8 +107,8 @@ typedef struct rd_daemon {
  * prefix, or the source tree) and returns 0, or -1 with a sentence in err. */
 int rd_migrate(const rd_config *cfg, char *err, size_t errsz);
 
-/* Runs retryd until SIGTERM/SIGINT. Returns the process exit code. `cfg` is
- * borrowed. */
-int rd_daemon_run(rd_config *cfg);
+/* Runs retryd until SIGTERM/SIGINT; SIGHUP reloads `config_path` (see
+ * rd_config_reload). Returns the process exit code. `cfg` is borrowed. */
+int rd_daemon_run(rd_config *cfg, const char *config_path);
 
 #endif

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 /* Set once at start-up (rd_log_configure) before threads start; read-only after. */
-int rd_log_min_level = RD_LOG_INFO;
+_Atomic int rd_log_min_level = RD_LOG_INFO;
 static int log_json;
 
 static const char *const level_names[] = {

@@ -20,7 +20,9 @@ typedef enum rd_log_level {
     RD_LOG_DEBUG = 7
 } rd_log_level;
 
-extern int rd_log_min_level; /* lines above this severity number are skipped */
+/* Lines above this severity number are skipped. Atomic: SIGHUP may change it
+ * while other threads log. */
+extern _Atomic int rd_log_min_level;
 
 /* Sets level from "err","warning","notice","info","debug" and format from
  * "text" or "json". Returns 0, or -1 for an unknown name. Call before threads

@@ -75,7 +75,7 @@ int main(int argc, char **argv)
             code = 1;
         }
     } else {
-        code = rd_daemon_run(&cfg);
+        code = rd_daemon_run(&cfg, path);
     }
     rd_config_free(&cfg);
     return code;
