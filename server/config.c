@@ -200,6 +200,11 @@ static const rd_key keys[] = {
      "E-mail addresses alerted when a task of this scene ends badly, comma-separated; "
      "added to the owners the task itself names."},
 
+    {RDS_SCENE, "max_inflight", RDT_INT, 0, 100000, "0", NULL, NULL, RDF_RELOADABLE,
+     offsetof(rd_scene_conf, max_inflight), 0, 0, NULL,
+     "Most attempts of this scene running at once on this node (within [scheduler] "
+     "max_inflight); 0 = no limit of its own. A saturated scene is left out of claims, so "
+     "its tasks wait in MySQL while other scenes run."},
     {RDS_SCENE, "stop_on_body_pointer", RDT_STRING, 1, 0, NULL, NULL, NULL,
      RDF_RELOADABLE | RDF_EMPTY_NULL, offsetof(rd_scene_conf, stop_on_body_pointer), 0, 0,
      check_json_pointer,

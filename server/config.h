@@ -26,6 +26,7 @@ typedef struct rd_scene_conf {
     rt_policy policy;
     char **owners;
     size_t nowners;
+    int max_inflight;         /* attempts of this scene at once on a node; 0 = no limit */
     /* Stop rule on the response body: when the value at this JSON Pointer
      * (RFC 6901) is one of the values, the task is stopped. NULL = none. */
     char *stop_on_body_pointer;

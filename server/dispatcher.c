@@ -54,13 +54,38 @@ struct rd_dispatcher {
     struct event *renew_timer;
     int renew_busy;
     rd_breakers *breakers;   /* per-scene circuit breakers */
+    struct scene_load *loads;/* attempts in flight per scene (for [scene] max_inflight) */
 };
+
+/* Attempts of one scene in flight on this node. A short list: a node runs
+ * tens or hundreds of scenes. */
+typedef struct scene_load {
+    struct scene_load *next;
+    char *scene;
+    int inflight;
+} scene_load;
+
+static scene_load *load_get(rd_dispatcher *disp, const char *scene)
+{
+    scene_load *l = disp->loads;
+    while (l && strcmp(l->scene, scene) != 0) l = l->next;
+    if (l) return l;
+    l = calloc(1, sizeof *l);
+    if (!l || !(l->scene = strdup(scene))) {
+        free(l);
+        return NULL;
+    }
+    l->next = disp->loads;
+    disp->loads = l;
+    return l;
+}
 
 struct attempt {
     rd_job job;              /* first member: the store job */
     rd_dispatcher *disp;
     attempt *prev, *next;    /* in disp->all */
     int transfer_running;
+    scene_load *load;        /* counted in this scene's load until finish() */
     rd_claimed c;
     rt_task task;
     int task_ok;             /* task decoded */
@@ -197,6 +222,22 @@ int rd_dispatcher_inflight(const rd_dispatcher *disp)
     return disp->inflight;
 }
 
+size_t rd_dispatcher_saturated(rd_dispatcher *disp, char ***out)
+{
+    *out = NULL;
+    size_t n = 0;
+    for (scene_load *l = disp->loads; l; l = l->next) {
+        const rd_scene_conf *sc = rd_config_scene(disp->d->cfg, l->scene);
+        if (!sc || sc->max_inflight <= 0 || l->inflight < sc->max_inflight) continue;
+        char **grown = realloc(*out, (n + 1) * sizeof *grown);
+        char *copy = grown ? strdup(l->scene) : NULL;
+        if (grown) *out = grown;
+        if (!copy) break; /* out of memory: claim without this exclusion */
+        (*out)[n++] = copy;
+    }
+    return n;
+}
+
 static rd_breaker_conf breaker_conf(const rd_config *c)
 {
     rd_breaker_conf bc = {c->breaker_failure_ratio, c->breaker_window, c->breaker_min_attempts,
@@ -224,6 +265,13 @@ static void record_retry(evutil_socket_t fd, short what, void *arg)
 
 static void finish(attempt *a)
 {
+    if (a->load) {
+        a->load->inflight--;
+        /* A scene that was saturated has room again: claim its waiting tasks. */
+        if (a->scene && a->scene->max_inflight > 0 &&
+            a->load->inflight == a->scene->max_inflight - 1)
+            rd_scheduler_wake_at(a->disp->d->sched, rt_now_ms());
+    }
     list_remove(a->disp, a);
     a->disp->inflight--;
     atomic_fetch_sub(&a->disp->d->m.inflight, 1);
@@ -600,6 +648,24 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
         }
     }
 
+    scene_load *load = load_get(disp, a->task.scene);
+    if (load && a->scene && a->scene->max_inflight > 0 && load->inflight >= a->scene->max_inflight) {
+        /* The claim took more of this scene than it has room for: give the
+         * task back, still due. Claims leave the scene out while it is
+         * saturated, and finish() wakes the scheduler when room returns. */
+        snprintf(a->error, sizeof a->error, "scene %s has %d attempt(s) in flight (max_inflight)",
+                 a->task.scene, load->inflight);
+        a->r.no_attempt = 1;
+        a->r.attempt = a->c.attempt_seq;
+        a->r.attempts = a->c.attempts;
+        a->r.outcome = "failed";
+        a->r.new_status = "pending";
+        a->r.error = a->error;
+        a->r.next_fire_at = a->r.started_at;
+        a->r.last_delay_ms = a->c.last_delay_ms;
+        submit_record(a);
+        return;
+    }
     rd_breaker_conf bc = breaker_conf(d->cfg);
     int64_t retry_at;
     if (!rd_breaker_allow(disp->breakers, &bc, a->task.scene, a->r.started_at, &retry_at)) {
@@ -638,6 +704,8 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
         return;
     }
     a->transfer_running = 1;
+    a->load = load;
+    if (load) load->inflight++;
     LOG_DEBUG("sched", "task %" PRIu64 " attempt %d: %s %s", a->c.id, a->r.attempt,
               a->task.target.method, a->task.target.url);
 }
@@ -660,5 +728,11 @@ void rd_dispatcher_free(rd_dispatcher *disp)
     if (!disp) return;
     event_free(disp->renew_timer);
     rd_breakers_free(disp->breakers);
+    while (disp->loads) {
+        scene_load *l = disp->loads;
+        disp->loads = l->next;
+        free(l->scene);
+        free(l);
+    }
     free(disp);
 }

@@ -8,6 +8,8 @@
 #ifndef RD_DISPATCHER_H
 #define RD_DISPATCHER_H
 
+#include <stddef.h>
+
 #include "daemon.h"
 #include "store.h"
 
@@ -17,6 +19,9 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c);
 /* Gives a claimed task back to 'pending' without an attempt (claims that
  * complete after shutdown began). Takes c->payload. */
 void rd_dispatcher_release(rd_dispatcher *disp, rd_claimed *c);
+/* Scenes at their [scene:NAME] max_inflight on this node: a heap array of
+ * heap strings in *out (the caller frees both; NULL when none). */
+size_t rd_dispatcher_saturated(rd_dispatcher *disp, char ***out);
 /* Attempts in flight (started, result not yet written). */
 int rd_dispatcher_inflight(const rd_dispatcher *disp);
 /* Shutdown: aborts running transfers and releases their tasks to 'pending'

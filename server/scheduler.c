@@ -35,6 +35,8 @@ typedef struct claim_job {
     rd_job job;
     rd_scheduler *s;
     int limit;
+    char **skip;             /* saturated scenes, left out of the claim */
+    size_t nskip;
     rd_claimed *claimed;
     size_t n;
     size_t taken_over;
@@ -53,8 +55,9 @@ static int claim_run(rd_store *st, rd_job *job)
     claim_job *cj = (claim_job *)job;
     const rd_config *cfg = cj->s->d->cfg;
     int64_t now = rt_now_ms();
-    return rd_store_claim(st, cfg->node_id, cj->limit, now, now + cfg->lease_ms, &cj->claimed,
-                          &cj->n, &cj->taken_over, job->err, sizeof job->err);
+    return rd_store_claim(st, cfg->node_id, cj->limit, now, now + cfg->lease_ms, cj->skip,
+                          cj->nskip, &cj->claimed, &cj->n, &cj->taken_over, job->err,
+                          sizeof job->err);
 }
 
 static void claim_done(rd_daemon *d, rd_job *job)
@@ -95,6 +98,8 @@ static void claim_done(rd_daemon *d, rd_job *job)
     int ok = job->rc == RD_STORE_OK;
     int full = ok && (int)cj->n == cj->limit;
     rd_claimed_free(cj->claimed, cj->n);
+    for (size_t i = 0; i < cj->nskip; i++) free(cj->skip[i]);
+    free(cj->skip);
     free(cj);
     /* A wake-up during the claim may concern a task the claim did not see. */
     int again = full || (ok && s->wake_after_claim);
@@ -122,6 +127,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     cj->s = s;
     cj->limit = limit;
+    cj->nskip = rd_dispatcher_saturated(d->disp, &cj->skip);
     cj->job.run = claim_run;
     cj->job.done = claim_done;
     s->busy = 1;

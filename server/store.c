@@ -308,9 +308,21 @@ static int64_t col_i64(const char *v)
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
+/* Appends " AND scene NOT IN (...)" for the scenes to leave out. */
+static void append_skip(sqlbuf *b, MYSQL *db, char *const *skip, size_t nskip)
+{
+    if (nskip == 0) return;
+    sqlbuf_printf(b, " AND scene NOT IN (");
+    for (size_t i = 0; i < nskip; i++) {
+        if (i) sqlbuf_printf(b, ",");
+        sqlbuf_str(b, db, skip[i]);
+    }
+    sqlbuf_printf(b, ")");
+}
+
 int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
-                   int64_t lease_until_ms, rd_claimed **out, size_t *n, size_t *taken_over,
-                   char *err, size_t errsz)
+                   int64_t lease_until_ms, char *const *skip_scenes, size_t nskip,
+                   rd_claimed **out, size_t *n, size_t *taken_over, char *err, size_t errsz)
 {
     *out = NULL;
     *n = 0;
@@ -328,9 +340,11 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
     sqlbuf_printf(&b,
                   "SELECT id, fence, attempts, max_attempts, last_delay_ms, deadline, "
                   "next_fire_at, payload, attempt_seq FROM retry_task "
-                  "WHERE status = 'pending' AND next_fire_at <= %" PRId64
-                  " ORDER BY priority DESC, next_fire_at LIMIT %d FOR UPDATE SKIP LOCKED",
-                  now_ms, limit);
+                  "WHERE status = 'pending' AND next_fire_at <= %" PRId64,
+                  now_ms);
+    append_skip(&b, s->db, skip_scenes, nskip);
+    sqlbuf_printf(&b, " ORDER BY priority DESC, next_fire_at LIMIT %d FOR UPDATE SKIP LOCKED",
+                  limit);
     rc = run(s, &b, "SELECT due tasks FOR UPDATE SKIP LOCKED", err, errsz);
     if (rc) goto out;
     for (int pass = 0; pass < 2; pass++) {
@@ -380,9 +394,10 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
             sqlbuf_printf(&b,
                           "SELECT id, fence, attempts, max_attempts, last_delay_ms, deadline, "
                           "next_fire_at, payload, attempt_seq FROM retry_task "
-                          "WHERE status = 'running' AND lease_until < %" PRId64
-                          " ORDER BY lease_until LIMIT %d FOR UPDATE SKIP LOCKED",
-                          now_ms, left);
+                          "WHERE status = 'running' AND lease_until < %" PRId64,
+                          now_ms);
+            append_skip(&b, s->db, skip_scenes, nskip);
+            sqlbuf_printf(&b, " ORDER BY lease_until LIMIT %d FOR UPDATE SKIP LOCKED", left);
             rc = run(s, &b, "SELECT expired leases FOR UPDATE SKIP LOCKED", err, errsz);
             if (rc) goto out;
         }

@@ -93,10 +93,12 @@ typedef struct rd_claimed {
  * first, then oldest due. Uses SELECT ... FOR UPDATE SKIP LOCKED so nodes
  * never claim the same row; each claimed row gets owner_node = node,
  * lease_until, fence + 1, status 'running'. *out is a heap array (free with
- * rd_claimed_free); *n may be 0. *taken_over counts expired leases taken. */
+ * rd_claimed_free); *n may be 0. *taken_over counts expired leases taken.
+ * Tasks of the nskip scenes in skip_scenes (saturated on this node) are not
+ * claimed. */
 int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
-                   int64_t lease_until_ms, rd_claimed **out, size_t *n, size_t *taken_over,
-                   char *err, size_t errsz);
+                   int64_t lease_until_ms, char *const *skip_scenes, size_t nskip,
+                   rd_claimed **out, size_t *n, size_t *taken_over, char *err, size_t errsz);
 void rd_claimed_free(rd_claimed *c, size_t n);
 
 /* The result of one attempt, written with the task's new state in one
