@@ -594,6 +594,7 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
     a->r.attempt = a->c.attempt_seq + 1;
     a->r.attempts = a->c.attempts + 1;
     a->r.node = d->cfg->node_id;
+    a->r.due_at = a->c.next_fire_at;
     a->r.started_at = rt_now_ms();
     a->started_mono = rt_mono_ms();
     record_lateness(&d->m, a->r.started_at - a->c.next_fire_at);

@@ -483,14 +483,15 @@ int rd_store_record(rd_store *s, const rd_attempt_result *r, int64_t now_ms, cha
     if (r->no_attempt) goto commit;
     b.len = 0;
     sqlbuf_printf(&b, "INSERT INTO retry_attempt (task_id, attempt, node, fence, group_name, "
-                      "scene, started_at, duration_ms, outcome, http_status, error) VALUES (");
+                      "scene, due_at, started_at, duration_ms, outcome, http_status, error) "
+                      "VALUES (");
     sqlbuf_printf(&b, "%" PRIu64 ",%d,", r->task_id, r->attempt);
     sqlbuf_str(&b, s->db, r->node);
     sqlbuf_printf(&b, ",%" PRIu64 ",", r->fence);
     sqlbuf_str(&b, s->db, r->group);
     sqlbuf_printf(&b, ",");
     sqlbuf_str(&b, s->db, r->scene);
-    sqlbuf_printf(&b, ",%" PRId64 ",%d,", r->started_at, r->duration_ms);
+    sqlbuf_printf(&b, ",%" PRId64 ",%" PRId64 ",%d,", r->due_at, r->started_at, r->duration_ms);
     sqlbuf_str(&b, s->db, r->outcome);
     if (r->http_status > 0)
         sqlbuf_printf(&b, ",%d,", r->http_status);
@@ -658,8 +659,8 @@ json_t *rd_store_attempts_json(rd_store *s, uint64_t id, int *rc, char *err, siz
     json_decref(task);
     char sql[384];
     snprintf(sql, sizeof sql,
-             "SELECT id, task_id, attempt, node, fence, started_at, duration_ms, outcome, "
-             "http_status, error FROM retry_attempt WHERE task_id = %" PRIu64
+             "SELECT id, task_id, attempt, node, fence, due_at, started_at, duration_ms, "
+             "outcome, http_status, error FROM retry_attempt WHERE task_id = %" PRIu64
              " ORDER BY attempt",
              id);
     *rc = run_sql(s, sql, "SELECT retry_attempt", err, errsz);

@@ -114,6 +114,7 @@ typedef struct rd_attempt_result {
     const char *node;
     const char *group;
     const char *scene;
+    int64_t due_at;          /* ms: the next_fire_at the claim saw */
     int64_t started_at;      /* ms */
     int duration_ms;
     const char *outcome;     /* succeeded | failed | stopped */

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS retry_attempt (
   fence           BIGINT UNSIGNED NOT NULL,
   group_name      VARCHAR(64)  NOT NULL,            -- copied for reports
   scene           VARCHAR(128) NOT NULL,            -- copied for reports
+  due_at          BIGINT       NULL,                -- the next_fire_at the claim saw;
+                                                    -- started_at - due_at = fire lateness
   started_at      BIGINT       NOT NULL,
   duration_ms     INT          NOT NULL,
   -- succeeded | failed (retryable) | stopped (stop_on_status) | released (shutdown)
