@@ -1,7 +1,10 @@
 /*
- * client/call.c: the call loop behind RETRY_CALL and retry_http_call: judge
- * each attempt's code against the policy, wait the backoff (src/backoff.h)
- * through the client's sleep hook, and at the end ship, recover and report.
+ * client/call.c: the call loop behind RETRY_CALL and retry_http_call: resolve
+ * the call's effective policy (policy.c: call site > scene > defaults >
+ * built-in), judge each attempt's code against it (lists, should_retry, the
+ * default classification), ask the retry budget, wait the backoff
+ * (src/backoff.h) through the client's sleep hook, tell the listeners, and at
+ * the end ship, recover and report.
  *
  * The loop is driven from the caller's for statement (retry/call.h):
  * retry_call_begin() once, then retry_call_next() before every attempt. All
@@ -15,15 +18,14 @@
 
 #include "backoff.h"
 #include "internal.h"
+#include "policy_int.h"
 
 enum { PH_START = 0, PH_RUNNING = 1, PH_DONE = 2 };
-
-static const retry_policy default_policy = RETRY_POLICY_DEFAULT;
 
 RETRY_API void retry_policy_init(retry_policy *policy)
 {
     if (policy != NULL)
-        *policy = default_policy;
+        rc_policy_unset(policy);
 }
 
 static int in_list(const int *list, size_t n, int code)
@@ -36,45 +38,6 @@ static int in_list(const int *list, size_t n, int code)
     return 0;
 }
 
-static int valid_scene(const char *s)
-{
-    size_t n;
-
-    if (s == NULL)
-        return 0;
-    for (n = 0; s[n] != '\0'; n++) {
-        char ch = s[n];
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
-            return 0;
-    }
-    return n >= 1 && n <= RT_SCENE_MAX;
-}
-
-/* Returns NULL when the policy is usable, else a sentence saying why not. */
-static const char *policy_problem(const retry_policy *p)
-{
-    if (p->max_attempts < 1)
-        return "max_attempts must be >= 1";
-    if (p->delay_ms < 0)
-        return "delay_ms must be >= 0";
-    if (p->max_delay_ms < 0)
-        return "max_delay_ms must be >= 0";
-    if (!(p->multiplier >= 0.0) || isinf(p->multiplier))
-        return "multiplier must be a finite number >= 0";
-    if (p->jitter < RETRY_JITTER_NONE || p->jitter > RETRY_JITTER_DECORRELATED)
-        return "jitter must be one of RETRY_JITTER_NONE, _FULL, _EQUAL, _DECORRELATED";
-    if (p->retry_on_count > 0 && p->retry_on == NULL)
-        return "retry_on is NULL but retry_on_count is not 0";
-    if (p->stop_on_count > 0 && p->stop_on == NULL)
-        return "stop_on is NULL but stop_on_count is not 0";
-    if (p->deadline_ms < 0)
-        return "deadline_ms must be >= 0 (0 = none)";
-    if (p->scene != NULL && !valid_scene(p->scene))
-        return "scene must match [A-Za-z0-9._:-]{1,128}";
-    return NULL;
-}
-
 static void describe(const retry_call_state *st, int code, char *buf, size_t size)
 {
     if (st->classify_ == rc_http_classify)
@@ -83,13 +46,61 @@ static void describe(const retry_call_state *st, int code, char *buf, size_t siz
         snprintf(buf, size, "local call failed with code %d", code);
 }
 
+/* Fills the fields every event shares. */
+static void event_init(const retry_call_state *st, retry_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->scene = st->eff_.scene != NULL ? st->eff_.scene : "-";
+    ev->attempt = st->attempt_;
+    ev->max_attempts = st->max_attempts_;
+    ev->what = "";
+    ev->delay_ms = -1;
+    ev->outcome = RETRY_OK;
+    ev->elapsed_ms = rc_now_ms(st->client_) - st->start_ms_;
+}
+
+static void fire_simple(retry_call_state *st, int kind, int code, retry_err outcome)
+{
+    retry_event ev;
+
+    if (!rc_has_listeners(st->client_, &st->eff_))
+        return;
+    event_init(st, &ev);
+    ev.code = code;
+    ev.outcome = outcome;
+    rc_fire(st->client_, &st->eff_, kind, &ev);
+}
+
+/* on_failure: delay >= 0 retries, -1 ends the call with outcome. */
+static void fire_failure(retry_call_state *st, int code, int64_t delay, retry_err outcome)
+{
+    retry_event ev;
+    char what[256];
+
+    if (!rc_has_listeners(st->client_, &st->eff_))
+        return;
+    describe(st, code, what, sizeof what);
+    event_init(st, &ev);
+    ev.code = code;
+    ev.what = what;
+    ev.delay_ms = delay;
+    ev.outcome = delay >= 0 ? RETRY_OK : outcome;
+    rc_fire(st->client_, &st->eff_, RC_EV_FAILURE, &ev);
+}
+
 static int finish(retry_call_state *st, retry_err outcome)
 {
     retry_client *c = st->client_;
-    const retry_policy *p = st->policy_;
+    const retry_policy *p = &st->eff_;
+    retry_err ended = outcome;
     int result = outcome == RETRY_OK ? 0 : st->last_code_;
 
-    if (outcome == RETRY_ERR_EXHAUSTED && (st->flags_ & RC_FL_SHIP)) {
+    if (outcome != RETRY_OK)
+        fire_simple(st, RC_EV_EXHAUSTED, st->last_code_, outcome);
+    /* A call the budget ended is shipped like an exhausted one: the budget
+     * protects the dependency from this process, retryd throttles itself. */
+    if ((outcome == RETRY_ERR_EXHAUSTED || outcome == RETRY_ERR_BUDGET) &&
+        (st->flags_ & RC_FL_SHIP)) {
         char msg[256], key[RC_MSG_KEY_MAX], err[512];
         char *json = NULL;
         retry_err e;
@@ -116,7 +127,7 @@ static int finish(retry_call_state *st, retry_err outcome)
          * path. calls is the sum of the outcome counters (client.c). */
         atomic_fetch_add_explicit(&c->attempts, (uint_fast64_t)st->attempt_,
                                   memory_order_relaxed);
-        switch (outcome) {
+        switch (ended) {
         case RETRY_OK:
             atomic_fetch_add_explicit(&c->succeeded, 1, memory_order_relaxed);
             break;
@@ -126,6 +137,8 @@ static int finish(retry_call_state *st, retry_err outcome)
         case RETRY_ERR_DEADLINE:
             atomic_fetch_add(&c->deadline, 1);
             break;
+        case RETRY_ERR_BUDGET:
+            break; /* counted by rc_budget_take() */
         default: /* exhausted, shipped or not */
             atomic_fetch_add(&c->exhausted, 1);
             break;
@@ -149,30 +162,41 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
     const char *problem;
     memset(st, 0, sizeof *st);
     st->client_ = client;
-    st->policy_ = policy != NULL ? policy : &default_policy;
+    st->policy_ = policy;
     st->ship_ = ship;
     st->classify_ = classify;
     st->rc_ = rc;
     st->outcome_ = outcome;
     st->phase_ = PH_START;
-    st->max_attempts_ = st->policy_->max_attempts;
+    st->hint_delay_ms_ = -1;
+    rc_policy_resolve(client, policy, &st->eff_);
+    st->max_attempts_ = st->eff_.max_attempts;
 
-    problem = policy_problem(st->policy_);
+    problem = rc_policy_problem(&st->eff_);
     if (problem != NULL) {
         rc_log(client, RETRY_LOG_ERR, "invalid retry policy: %s", problem);
         goto invalid;
+    }
+    /* The clock is read at the start only when something needs it. */
+    if (st->eff_.max_elapsed_ms > 0 || rc_has_listeners(client, &st->eff_))
+        st->start_ms_ = rc_now_ms(client);
+    st->deadline_ms_ = st->eff_.deadline_ms;
+    if (st->eff_.max_elapsed_ms > 0) {
+        int64_t end = st->start_ms_ + st->eff_.max_elapsed_ms;
+        if (st->deadline_ms_ == 0 || end < st->deadline_ms_)
+            st->deadline_ms_ = end;
     }
     if (client != NULL) {
         if (!client->enabled) {
             st->flags_ |= RC_FL_DISABLED;
             st->max_attempts_ = 1;
         }
-        if (client->rk != NULL && client->enabled && st->policy_->send_queue && ship != NULL) {
+        if (client->rk != NULL && client->enabled && st->eff_.send_queue && ship != NULL) {
             /* Build the task once now, so that anything that would stop it
              * from being shipped is reported before the first attempt. */
             char key[RC_MSG_KEY_MAX], err[512];
             char *json = NULL;
-            retry_err e = rc_task_json(client, st->policy_, ship, 1, "dry run", 1, 1, &json,
+            retry_err e = rc_task_json(client, &st->eff_, ship, 1, "dry run", 1, 1, &json,
                                        key, sizeof key, err, sizeof err);
             free(json);
             if (e != RETRY_OK) {
@@ -207,9 +231,19 @@ RETRY_API retry_call_state *retry_call_begin(retry_call_state *st, retry_client 
                          policy != NULL ? policy->ship_as : NULL, NULL);
 }
 
+void rc_call_hint_delay(retry_call_state *st, int64_t ms)
+{
+    st->hint_delay_ms_ = ms < 0 ? -1 : ms;
+}
+
+int64_t rc_call_deadline(const retry_call_state *st)
+{
+    return st->deadline_ms_;
+}
+
 static int64_t next_delay(retry_call_state *st)
 {
-    const retry_policy *p = st->policy_;
+    const retry_policy *p = &st->eff_;
     retry_client *c = st->client_;
     rt_backoff b;
     rt_rng rng;
@@ -231,85 +265,94 @@ static int64_t next_delay(retry_call_state *st)
     b.initial_delay_ms = p->delay_ms;
     b.multiplier = p->multiplier;
     b.max_delay_ms = p->max_delay_ms;
-    switch (p->jitter) {
-    case RETRY_JITTER_FULL:
-        b.jitter = RT_JITTER_FULL;
-        break;
-    case RETRY_JITTER_EQUAL:
-        b.jitter = RT_JITTER_EQUAL;
-        break;
-    case RETRY_JITTER_DECORRELATED:
-        b.jitter = RT_JITTER_DECORRELATED;
-        break;
-    default:
-        b.jitter = RT_JITTER_NONE;
-        break;
-    }
+    /* retry_jitter and rt_jitter_kind share their numbers. */
+    b.jitter = p->jitter >= RETRY_JITTER_NONE && p->jitter <= RETRY_JITTER_DECORRELATED_V2
+                   ? (rt_jitter_kind)p->jitter
+                   : RT_JITTER_NONE;
     rng.state = st->rng_;
-    d = rt_backoff_delay(&b, (unsigned)st->attempt_, st->prev_delay_ms_, &rng);
+    d = rt_backoff_delay_ex(&b, (unsigned)st->attempt_, st->prev_delay_ms_, &st->v2_prev_, &rng);
     st->rng_ = rng.state;
+    if (st->hint_delay_ms_ >= 0) {
+        /* The server asked for a pause (Retry-After): honoured when longer
+         * than the backoff, capped by max_delay_ms, as retryd does. */
+        int64_t h = st->hint_delay_ms_;
+        if (p->max_delay_ms > 0 && h > p->max_delay_ms)
+            h = p->max_delay_ms;
+        if (h > d)
+            d = h;
+        st->hint_delay_ms_ = -1;
+    }
     st->prev_delay_ms_ = d;
     return d;
 }
 
-RETRY_API int retry_call_next(retry_call_state *st)
+int rc_call_judge(retry_call_state *st, int64_t *delay_ms)
 {
     retry_client *c = st->client_;
-    const retry_policy *p = st->policy_;
-    const char *scene = p->scene != NULL ? p->scene : "-";
-    char what[256];
+    const retry_policy *p = &st->eff_;
     int code, stop;
     int64_t delay;
 
-    if (st->phase_ == PH_START) {
-        st->phase_ = PH_RUNNING;
-        st->attempt_ = 1;
-        return 1;
-    }
     if (st->phase_ != PH_RUNNING)
         return 0;
-
     code = *st->rc_;
     if (code == 0) {
-        rc_log(c, RETRY_LOG_INFO, "scene %s: attempt %d/%d succeeded", scene, st->attempt_,
-               st->max_attempts_);
+        fire_simple(st, RC_EV_SUCCESS, 0, RETRY_OK);
+        rc_budget_success(c);
         return finish(st, RETRY_OK);
     }
     st->last_code_ = code;
     if (st->first_failure_ms_ == 0)
         st->first_failure_ms_ = rc_now_ms(c);
-    if (c != NULL && c->log_cb != NULL)
-        describe(st, code, what, sizeof what);
-    else
-        what[0] = '\0';
 
     if (in_list(p->stop_on, p->stop_on_count, code))
         stop = 1;
     else if (p->retry_on_count > 0)
         stop = !in_list(p->retry_on, p->retry_on_count, code);
+    else if (p->should_retry != NULL)
+        stop = !p->should_retry(p->should_retry_ctx, code, st->attempt_);
     else
         stop = st->classify_ != NULL && !st->classify_(code);
     if (stop) {
-        rc_log(c, RETRY_LOG_INFO, "scene %s: attempt %d/%d failed (%s): not retryable, stopping",
-               scene, st->attempt_, st->max_attempts_, what);
+        fire_failure(st, code, -1, RETRY_ERR_STOPPED);
         return finish(st, RETRY_ERR_STOPPED);
     }
     if (st->attempt_ >= st->max_attempts_) {
-        rc_log(c, RETRY_LOG_INFO, "scene %s: attempt %d/%d failed (%s): attempts exhausted",
-               scene, st->attempt_, st->max_attempts_, what);
+        fire_failure(st, code, -1, RETRY_ERR_EXHAUSTED);
         return finish(st, RETRY_ERR_EXHAUSTED);
     }
     delay = next_delay(st);
-    if (p->deadline_ms > 0 && rc_now_ms(c) + delay >= p->deadline_ms) {
-        rc_log(c, RETRY_LOG_INFO,
-               "scene %s: attempt %d/%d failed (%s): the next attempt would pass the deadline",
-               scene, st->attempt_, st->max_attempts_, what);
+    if (st->deadline_ms_ > 0 && rc_now_ms(c) + delay >= st->deadline_ms_) {
+        fire_failure(st, code, -1, RETRY_ERR_DEADLINE);
         return finish(st, RETRY_ERR_DEADLINE);
     }
-    rc_log(c, RETRY_LOG_INFO, "scene %s: attempt %d/%d failed (%s): retrying in %lld ms", scene,
-           st->attempt_, st->max_attempts_, what, (long long)delay);
-    if (delay > 0 || (c != NULL && c->sleep_fn != NULL))
+    if (!rc_budget_take(c)) {
+        fire_failure(st, code, -1, RETRY_ERR_BUDGET);
+        return finish(st, RETRY_ERR_BUDGET);
+    }
+    fire_failure(st, code, delay, RETRY_OK);
+    *delay_ms = delay;
+    return 1;
+}
+
+RETRY_API int retry_call_next(retry_call_state *st)
+{
+    retry_client *c = st->client_;
+    int64_t delay = 0;
+
+    if (st->phase_ == PH_START) {
+        st->phase_ = PH_RUNNING;
+        st->attempt_ = 1;
+        fire_simple(st, RC_EV_ATTEMPT, 0, RETRY_OK);
+        return 1;
+    }
+    if (!rc_call_judge(st, &delay))
+        return 0;
+    /* An async call (client/async.c) waits on its workers' timer instead
+     * (the delay is left in prev_delay_ms_). */
+    if (!(st->flags_ & RC_FL_ASYNC) && (delay > 0 || (c != NULL && c->sleep_fn != NULL)))
         rc_sleep_ms(c, delay);
     st->attempt_++;
+    fire_simple(st, RC_EV_ATTEMPT, 0, RETRY_OK);
     return 1;
 }

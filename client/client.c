@@ -7,6 +7,10 @@
  * rd_kafka_flush() in retry_client_flush()/retry_client_destroy(), always on
  * the application's threads; librdkafka's log messages arrive on its own
  * threads and are forwarded to the application's log_cb.
+ *
+ * With a spool_path, a task whose delivery fails is handed to the spool
+ * (spool.c) from the delivery report callback, and spooled tasks are
+ * re-produced at creation, on each ship and on each flush.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,6 +23,8 @@
 
 #include "clock.h"
 #include "internal.h"
+#include "policy_int.h"
+#include "spool.h"
 
 void rc_log(const retry_client *c, int level, const char *fmt, ...)
 {
@@ -113,9 +119,27 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     retry_client *c = opaque;
 
+    (void)rk;
+    if (m->_private != NULL && c->spool != NULL) {
+        /* A spool replay (its msg_opaque is the record's id). */
+        rc_spool_report(c->spool, m);
+        return;
+    }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         atomic_fetch_add(&c->delivery_failed, 1);
-        rc_log(c, RETRY_LOG_ERR, "task %.*s failed delivery to topic %s: %s",
+        if (c->spool != NULL) {
+            char why[256], err[512];
+
+            snprintf(why, sizeof why, "failed delivery to topic %s (%s)", c->topic,
+                     rd_kafka_err2str(m->err));
+            /* Logs either way; loudly when the task is NOT kept. */
+            if (rc_spool_keep(c->spool, m->key, m->key_len, m->payload, m->len, why, err,
+                              sizeof err) != RETRY_OK)
+                atomic_fetch_add(&c->lost, 1);
+            return;
+        }
+        atomic_fetch_add(&c->lost, 1);
+        rc_log(c, RETRY_LOG_ERR, "task %.*s failed delivery to topic %s: %s (no spool: lost)",
                (int)m->key_len, (const char *)m->key, c->topic, rd_kafka_err2str(m->err));
     } else {
         atomic_fetch_add(&c->delivered, 1);
@@ -182,6 +206,9 @@ static void client_free(retry_client *c)
 {
     if (c->rk != NULL)
         rd_kafka_destroy(c->rk);
+    /* After the producer: no delivery report can reach the spool now. */
+    rc_spool_close(c->spool);
+    rc_pe_free(c);
     free(c->group);
     free(c->topic);
     free(c->brokers);
@@ -226,6 +253,21 @@ RETRY_API retry_err retry_client_new(const retry_client_conf *conf, retry_client
                 conf->flush_timeout_ms);
         return RETRY_ERR_INVALID_ARG;
     }
+    if (conf->async_workers < 1 || conf->async_queue_max < 1) {
+        set_err(errstr, errstr_size, "async_workers (%d) and async_queue_max (%d) must be >= 1",
+                conf->async_workers, conf->async_queue_max);
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (conf->spool_path != NULL && (conf->spool_path[0] == '\0' || conf->brokers == NULL)) {
+        set_err(errstr, errstr_size, "spool_path %s: a spool needs a non-empty path and brokers",
+                conf->spool_path[0] == '\0' ? "is empty" : "is set but brokers is NULL");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (conf->spool_path != NULL && conf->spool_max_bytes < RC_SPOOL_MIN_BYTES) {
+        set_err(errstr, errstr_size, "spool_max_bytes is %llu: it must be >= %u",
+                (unsigned long long)conf->spool_max_bytes, RC_SPOOL_MIN_BYTES);
+        return RETRY_ERR_INVALID_ARG;
+    }
     if (conf->kafka_props_count > 0 && conf->kafka_props == NULL) {
         set_err(errstr, errstr_size, "kafka_props is NULL but kafka_props_count is %zu",
                 conf->kafka_props_count);
@@ -252,6 +294,14 @@ RETRY_API retry_err retry_client_new(const retry_client_conf *conf, retry_client
     c->now_ms_fn = conf->now_ms_fn;
     c->rng_seed = conf->rng_seed != 0 ? conf->rng_seed : (uint64_t)rt_mono_ns() ^ (uint64_t)rt_now_ms();
     c->enabled = conf->enabled;
+    c->async_workers = conf->async_workers;
+    c->async_queue_max = conf->async_queue_max;
+    /* Config file, environment, defaults, listeners, budget (policy.c). */
+    err = rc_pe_new(c, conf, errstr, errstr_size);
+    if (err != RETRY_OK) {
+        client_free(c);
+        return err;
+    }
 
     /* Thread-safe since libcurl 7.84; reference counted, undone in destroy. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -266,6 +316,21 @@ RETRY_API retry_err retry_client_new(const retry_client_conf *conf, retry_client
             curl_global_cleanup();
             return err;
         }
+    }
+    if (conf->spool_path != NULL) {
+        char serr[512];
+
+        err = rc_spool_open(c, conf->spool_path, conf->spool_max_bytes, &c->spool, serr,
+                            sizeof serr);
+        if (err != RETRY_OK) {
+            set_err(errstr, errstr_size, "%s", serr);
+            client_free(c);
+            curl_global_cleanup();
+            return err;
+        }
+        /* Tasks left by an earlier run go out now; their delivery reports
+         * are served by later ships and flushes. */
+        rc_spool_replay(c->spool);
     }
     rc_log(c, RETRY_LOG_DEBUG, "client for group %s created (%s%s)", c->group,
            c->brokers != NULL ? "brokers " : "no Kafka: exhausted calls are not shipped",
@@ -283,16 +348,30 @@ RETRY_API retry_err retry_client_flush(retry_client *c, int timeout_ms)
         return RETRY_ERR_INVALID_ARG;
     if (c->rk == NULL)
         return RETRY_OK;
+    rc_spool_replay(c->spool); /* once per flush; nothing when empty */
     kerr = rd_kafka_flush(c->rk, timeout_ms < 0 ? 0 : timeout_ms);
     if (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT) {
         rc_log(c, RETRY_LOG_WARNING, "flush: %d task(s) still queued after %d ms",
                rd_kafka_outq_len(c->rk), timeout_ms);
         return RETRY_ERR_TIMEOUT;
     }
-    failed = atomic_load(&c->delivery_failed);
+    if (c->spool != NULL)
+        rc_spool_compact(c->spool);
+    failed = atomic_load(&c->lost);
     seen = atomic_exchange(&c->failed_reported, failed);
     if (failed > seen)
         return RETRY_ERR_KAFKA;
+    if (c->spool != NULL) {
+        uint64_t bytes;
+        size_t left = rc_spool_left(c->spool, &bytes);
+
+        if (left > 0) {
+            rc_log(c, RETRY_LOG_WARNING,
+                   "flush: %zu task(s) still in the spool (%llu bytes), to be re-produced later",
+                   left, (unsigned long long)bytes);
+            return RETRY_ERR_TIMEOUT;
+        }
+    }
     return RETRY_OK;
 }
 
@@ -300,12 +379,29 @@ RETRY_API void retry_client_destroy(retry_client *c)
 {
     if (c == NULL)
         return;
+    /* First: draining async calls may ship tasks, flushed below. */
+    rc_async_drain(c);
     if (c->rk != NULL) {
+        int left, i;
+
+        if (c->flush_timeout_ms > 0)
+            rc_spool_replay(c->spool);
         rd_kafka_flush(c->rk, c->flush_timeout_ms);
-        if (rd_kafka_outq_len(c->rk) > 0)
+        left = rd_kafka_outq_len(c->rk);
+        if (left > 0 && c->spool != NULL) {
+            /* Fail what is left now, so that the delivery reports hand
+             * every such task to the spool before the producer goes. */
+            rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            for (i = 0; i < 200 && rd_kafka_outq_len(c->rk) > 0; i++)
+                rd_kafka_poll(c->rk, 10);
+            rc_log(c, RETRY_LOG_NOTICE,
+                   "%d task(s) still undelivered after %d ms: kept in the spool", left,
+                   c->flush_timeout_ms);
+        } else if (left > 0) {
             rc_log(c, RETRY_LOG_ERR,
-                   "%d task(s) still undelivered after %d ms are lost (no local spool yet)",
-                   rd_kafka_outq_len(c->rk), c->flush_timeout_ms);
+                   "%d task(s) still undelivered after %d ms are lost (no spool_path)", left,
+                   c->flush_timeout_ms);
+        }
     }
     client_free(c);
     curl_global_cleanup();
@@ -330,7 +426,10 @@ RETRY_API void retry_client_stats(const retry_client *c, retry_stats *out)
     out->ship_failed = atomic_load(&m->ship_failed);
     out->delivered = atomic_load(&m->delivered);
     out->delivery_failed = atomic_load(&m->delivery_failed);
-    out->calls = out->succeeded + out->exhausted + out->stopped + out->deadline;
+    rc_spool_stats(m->spool, out);
+    out->budget_denied = rc_budget_denied(m);
+    out->calls = out->succeeded + out->exhausted + out->stopped + out->deadline +
+                 out->budget_denied;
 }
 
 retry_err rc_produce(retry_client *c, const char *key, const char *json, char *err, size_t errsz)
@@ -349,10 +448,21 @@ retry_err rc_produce(retry_client *c, const char *key, const char *json, char *e
         rd_kafka_poll(c->rk, 100);
     }
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (c->spool != NULL) {
+            char why[256];
+
+            snprintf(why, sizeof why, "could not be queued for topic %s (%s)", c->topic,
+                     rd_kafka_err2str(kerr));
+            return rc_spool_keep(c->spool, key, strlen(key), json, strlen(json), why, err,
+                                 errsz);
+        }
         snprintf(err, errsz, "cannot queue task %s for topic %s: %s", key, c->topic,
                  rd_kafka_err2str(kerr));
         return RETRY_ERR_KAFKA;
     }
     rd_kafka_poll(c->rk, 0);
+    /* The producer took a task, so the spool's may go too (a record in
+     * flight is not sent twice: only pending ones are). */
+    rc_spool_replay(c->spool);
     return RETRY_OK;
 }

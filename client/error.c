@@ -29,6 +29,10 @@ RETRY_API const char *retry_strerror(int err)
         return "the policy's deadline passed before the next attempt";
     case RETRY_ERR_INTERNAL:
         return "internal error in a dependency";
+    case RETRY_ERR_QUEUE_FULL:
+        return "the async queue is full";
+    case RETRY_ERR_BUDGET:
+        return "the client's retry budget is empty: the call was not retried";
     default:
         return "unknown error code";
     }
@@ -59,6 +63,10 @@ RETRY_API const char *retry_err_name(int err)
         return "RETRY_ERR_DEADLINE";
     case RETRY_ERR_INTERNAL:
         return "RETRY_ERR_INTERNAL";
+    case RETRY_ERR_QUEUE_FULL:
+        return "RETRY_ERR_QUEUE_FULL";
+    case RETRY_ERR_BUDGET:
+        return "RETRY_ERR_BUDGET";
     default:
         return "RETRY_ERR_UNKNOWN";
     }

@@ -4,22 +4,118 @@
  * retryd by the call loop (call.c, ship.c).
  *
  * The policy judges, per attempt: 0 for a success status, the HTTP status
- * otherwise, or -(CURLcode) when no answer arrived.
+ * otherwise, or -(CURLcode) when no answer arrived. Without retry_on /
+ * should_retry, rc_http_classify() decides like curl's --retry (plus
+ * --retry-connrefused). A Retry-After header on a 429 or 503 answer becomes
+ * the next delay when longer than the backoff (capped by max_delay_ms).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
 #include "internal.h"
 
+/* Transient, as curl's --retry judges (tool_operate.c): a timeout, a name
+ * that did not resolve, and HTTP 408, 429, 500, 502, 503, 504. Like
+ * --retry-connrefused we also retry a refused connection, and a connection
+ * that broke without an answer (nothing received, send or receive error,
+ * HTTP/2 stream reset, partial body), which is the same kind of trouble.
+ * Everything else stops: a bad URL, a TLS certificate problem, and the other
+ * statuses (e.g. 400, 404, 501, 505). */
 int rc_http_classify(int code)
 {
-    if (code < 0)
-        return 1; /* transport error: nothing was answered */
-    return code == 408 || code == 429 || (code >= 500 && code <= 599);
+    if (code < 0) {
+        switch ((CURLcode)-code) {
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_HTTP2:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_GOT_NOTHING:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_HTTP2_STREAM:
+            return 1;
+        default:
+            return 0;
+        }
+    }
+    switch (code) {
+    case 408:
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The value of the last answer's Retry-After header. */
+typedef struct hdr_buf {
+    char retry_after[64];
+} hdr_buf;
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    hdr_buf *h = userdata;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+
+    /* A new response (also after a 100 Continue) starts with its status
+     * line: forget what an earlier one said. */
+    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0)
+        h->retry_after[0] = '\0';
+    if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+        const char *v = ptr + sizeof name - 1;
+        size_t len = n - (sizeof name - 1);
+        while (len > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            len--;
+        }
+        while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' ||
+                           v[len - 1] == '\t'))
+            len--;
+        if (len >= sizeof h->retry_after)
+            len = 0; /* not a value we understand */
+        memcpy(h->retry_after, v, len);
+        h->retry_after[len] = '\0';
+    }
+    return n;
+}
+
+/* Retry-After (RFC 9110 10.2.3): delay-seconds or an HTTP-date, parsed
+ * with curl_getdate() and measured against the client's clock. Returns the
+ * delay in ms, or -1 when absent or unparsable. */
+static int64_t rc_http_retry_after_ms(const char *v, int64_t now_ms)
+{
+    size_t i;
+
+    if (v == NULL || v[0] == '\0')
+        return -1;
+    for (i = 0; v[i] >= '0' && v[i] <= '9'; i++)
+        ;
+    if (v[i] == '\0') {
+        int64_t secs = 0;
+        for (i = 0; v[i] != '\0' && secs < 100000000; i++)
+            secs = secs * 10 + (v[i] - '0');
+        return secs * 1000;
+    }
+    {
+        time_t t = curl_getdate(v, NULL);
+        int64_t d;
+        if (t == (time_t)-1)
+            return -1;
+        d = (int64_t)t * 1000 - now_ms;
+        return d > 0 ? d : 0;
+    }
 }
 
 void rc_http_describe(int code, char *buf, size_t size)
@@ -159,8 +255,10 @@ RETRY_API int retry_http_call(retry_client *client, const retry_policy *policy,
     retry_err outcome = RETRY_ERR_INVALID_ARG, e;
     int code = 0, status = 0, curl_code = 0;
     CURL *h = NULL;
+    hdr_buf hb;
 
     memset(&b, 0, sizeof b);
+    memset(&hb, 0, sizeof hb);
     if (resp != NULL) {
         retry_http_response_free(resp);
         b.max = resp->max_body_bytes;
@@ -185,6 +283,9 @@ RETRY_API int retry_http_call(retry_client *client, const retry_policy *policy,
     }
     errbuf[0] = '\0';
     e = setup(h, req, idem, &hdrs, &b, errbuf);
+    if (e == RETRY_OK && (curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+                          curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb) != CURLE_OK))
+        e = RETRY_ERR_HTTP;
     if (e != RETRY_OK) {
         rc_log(client, RETRY_LOG_ERR, "retry_http_call: cannot set up libcurl (%s)",
                retry_err_name(e));
@@ -196,11 +297,21 @@ RETRY_API int retry_http_call(retry_client *client, const retry_policy *policy,
         CURLcode cc;
         long st_code = 0;
 
+        int64_t deadline = rc_call_deadline(&st);
+
         free(b.data);
         b.data = NULL;
         b.len = 0;
         b.truncated = 0;
         errbuf[0] = '\0';
+        hb.retry_after[0] = '\0';
+        if (deadline > 0) {
+            /* An attempt never runs past the call's deadline. */
+            int64_t left = deadline - rc_now_ms(client), t = req->timeout_ms;
+            if (left < t)
+                t = left > 0 ? left : 1;
+            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)t);
+        }
         cc = curl_easy_perform(h);
         if (cc != CURLE_OK) {
             curl_code = (int)cc;
@@ -213,6 +324,11 @@ RETRY_API int retry_http_call(retry_client *client, const retry_policy *policy,
             curl_code = 0;
             status = (int)st_code;
             code = is_success(req, st_code) ? 0 : status;
+            if (code == 429 || code == 503) {
+                int64_t ra = rc_http_retry_after_ms(hb.retry_after, rc_now_ms(client));
+                if (ra >= 0)
+                    rc_call_hint_delay(&st, ra);
+            }
         }
     }
     e = outcome;

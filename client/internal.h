@@ -31,11 +31,20 @@ struct retry_client {
     uint64_t rng_seed;
     int enabled;
     rd_kafka_t *rk; /* NULL when brokers is NULL */
+    /* Scenes, client defaults, listeners, retry budget (policy.c, conf.c,
+     * policy_int.h); set by retry_client_new(). */
+    struct rc_pe *pe;
+    int async_workers, async_queue_max;
+    struct rc_async *_Atomic async; /* async.c's pool, created on first use */
 
     atomic_uint_fast64_t call_seq; /* per-call RNG stream */
     atomic_uint_fast64_t attempts, succeeded, exhausted, stopped, deadline;
     atomic_uint_fast64_t shipped, ship_failed, delivered, delivery_failed;
-    atomic_uint_fast64_t failed_reported; /* delivery_failed seen by flush */
+    atomic_uint_fast64_t failed_reported; /* lost seen by flush */
+    /* Tasks lost for good: failed delivery with no spool, or the spool
+     * could not keep them. retry_client_flush() reports new ones. */
+    atomic_uint_fast64_t lost;
+    struct rc_spool *spool; /* spool.h; NULL without spool_path */
 };
 
 /* Formats and passes one message to the client's log_cb; nothing when the
@@ -58,6 +67,22 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
 #define RC_FL_SHIP 0x2u      /* exhaustion ships the request */
 #define RC_FL_SHIPPED 0x4u   /* the task was handed to the producer */
 #define RC_FL_RECOVERED 0x8u /* recover ran; *rc holds its value */
+#define RC_FL_ASYNC 0x10u    /* async.c: retry_call_next() does not wait the
+                              * delay (left in prev_delay_ms_), the caller does */
+
+/* Judges the attempt whose code is in *st->rc_ without waiting: returns 1
+ * when another attempt is due after *delay_ms (st->attempt_ not yet
+ * advanced), 0 when the call is over (finished: shipped, recovered, *rc and
+ * *outcome written). retry_call_next() is this plus the wait. (call.c) */
+int rc_call_judge(retry_call_state *st, int64_t *delay_ms);
+
+/* A server's wish for the next delay (Retry-After), ms; used once by the
+ * next judgement, capped by max_delay_ms, when longer than the backoff. */
+void rc_call_hint_delay(retry_call_state *st, int64_t ms);
+
+/* The call's effective deadline (earlier of deadline_ms and the start plus
+ * max_elapsed_ms), ms since the epoch; 0 = none. */
+int64_t rc_call_deadline(const retry_call_state *st);
 
 /* retry_http_call's default judgement (1 = retry) and the sentence for a
  * code in the HTTP code space (status or -CURLcode). */
@@ -87,9 +112,16 @@ retry_err rc_task_json(const retry_client *c, const retry_policy *p,
                        int local_attempts, int64_t created_at, char **json, char *key,
                        size_t keysz, char *err, size_t errsz);
 
-/* Hands one encoded task to the producer (client.c). */
+/* Hands one encoded task to the producer (client.c). When the producer
+ * refuses it and the client has a spool, the task is spooled instead:
+ * RETRY_OK once it is on disk, RETRY_ERR_KAFKA when the spool cannot keep
+ * it. The message's msg_opaque is NULL: non-NULL ones are spool replays. */
 retry_err rc_produce(retry_client *c, const char *key, const char *json, char *err,
                      size_t errsz);
+
+/* Ends the client's async calls and stops its workers (async.c); called
+ * first by retry_client_destroy(). Nothing when async was never used. */
+void rc_async_drain(retry_client *c);
 
 #define RC_MSG_KEY_MAX (RT_GROUP_MAX + 1 + RETRY_IDEMPOTENCY_KEY_MAX + 1)
 

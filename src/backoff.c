@@ -110,6 +110,52 @@ static int64_t exponential_base(int64_t initial, double multiplier, unsigned att
 int64_t rt_backoff_delay(const rt_backoff *b, unsigned attempt, int64_t prev_delay_ms,
                          rt_rng *rng)
 {
+    return rt_backoff_delay_ex(b, attempt, prev_delay_ms, NULL, rng);
+}
+
+/* A uniform double in [0, 1) from the top 53 bits of one draw (the
+ * resolution of .NET's Random.NextDouble() that Polly uses); 0 without rng. */
+static double unit_double(rt_rng *rng)
+{
+    if (rng == NULL)
+        return 0.0;
+    return (double)(rt_rng_next(rng) >> 11) * 0x1.0p-53;
+}
+
+/* Polly's V2 curve: f(t) = 2^t * tanh(sqrt(pFactor * t)), pFactor = 4. */
+static double v2_curve(double t)
+{
+    return pow(2.0, t) * tanh(sqrt(4.0 * t));
+}
+
+/* One DecorrelatedJitterBackoffV2 delay (Polly-Contrib/Polly.Contrib.
+ * WaitAndRetry, Backoff.DecorrelatedJitterV2.cs): for try i = attempt - 1,
+ * t = i + U[0,1), next = f(t), delay = (next - prev) * (1 / 1.4) * mean
+ * first delay, prev = next. Polly truncates ticks; we truncate ms. Because
+ * t of try i lies in [i, i+1), above t of try i-1, and f is increasing, the
+ * difference is never negative. Huge attempts saturate instead of turning
+ * inf - inf into NaN. */
+static int64_t v2_delay(int64_t initial, unsigned attempt, double *v2_prev, rt_rng *rng)
+{
+    double t = (double)(attempt - 1) + unit_double(rng);
+    double prev;
+
+    if (v2_prev != NULL)
+        prev = attempt == 1 ? 0.0 : *v2_prev;
+    else
+        prev = attempt == 1 ? 0.0 : v2_curve((double)(attempt - 2) + unit_double(rng));
+    double next = v2_curve(t);
+    if (v2_prev != NULL)
+        *v2_prev = next;
+    double d = (next - prev) * (1.0 / 1.4) * (double)initial;
+    if (!(d < (double)RT_BACKOFF_SATURATE))
+        return RT_BACKOFF_SATURATE; /* also NaN: inf - inf for attempts > ~1000 */
+    return sat((int64_t)d);
+}
+
+int64_t rt_backoff_delay_ex(const rt_backoff *b, unsigned attempt, int64_t prev_delay_ms,
+                            double *v2_prev, rt_rng *rng)
+{
     if (attempt == 0)
         attempt = 1;
     int64_t initial = sat(b->initial_delay_ms);
@@ -132,7 +178,9 @@ int64_t rt_backoff_delay(const rt_backoff *b, unsigned attempt, int64_t prev_del
         }
         break;
     case RT_BACKOFF_RANDOM:
-        base = rng ? rt_rng_range(rng, initial, cap) : initial;
+        /* decorrelated_v2 ignores the base: do not consume a draw for it. */
+        base = rng && b->jitter != RT_JITTER_DECORRELATED_V2 ? rt_rng_range(rng, initial, cap)
+                                                            : initial;
         break;
     case RT_BACKOFF_FIXED:
     default:
@@ -156,6 +204,9 @@ int64_t rt_backoff_delay(const rt_backoff *b, unsigned attempt, int64_t prev_del
         d = rng ? rt_rng_range(rng, initial, hi) : initial;
         break;
     }
+    case RT_JITTER_DECORRELATED_V2:
+        d = v2_delay(initial, attempt, v2_prev, rng);
+        break;
     case RT_JITTER_NONE:
     default:
         d = base;
@@ -168,7 +219,8 @@ int64_t rt_backoff_delay(const rt_backoff *b, unsigned attempt, int64_t prev_del
 }
 
 static const char *const backoff_names[] = {"fixed", "exponential", "levels", "random"};
-static const char *const jitter_names[] = {"none", "full", "equal", "decorrelated"};
+static const char *const jitter_names[] = {"none", "full", "equal", "decorrelated",
+                                           "decorrelated_v2"};
 
 /* Wire/config name of a backoff kind; "unknown" for a value outside the enum
  * (never NULL, so it is safe in printf). */

@@ -16,6 +16,16 @@
  *                equal:        base/2 + uniform in [0, base/2]
  *                decorrelated: min(max, uniform in [initial, prev * 3]),
  *                              prev = the previous delay (initial for n = 1)
+ *                decorrelated_v2: Polly's DecorrelatedJitterBackoffV2, with
+ *                              initial as its mean first delay (kind ignored):
+ *                              t = (n-1) + U[0,1),
+ *                              f(t) = 2^t * tanh(sqrt(4 t)),
+ *                              delay = (f(t) - f(t_prev)) / 1.4 * initial,
+ *                              f(t_prev) = 0 for n = 1. Source: Polly-Contrib/
+ *                              Polly.Contrib.WaitAndRetry, src/Polly.Contrib.
+ *                              WaitAndRetry/Backoff.DecorrelatedJitterV2.cs
+ *                              (pFactor = 4, rpScalingFactor = 1/1.4; formula
+ *                              by George Polevoy, Polly issue #530).
  *   The result is finally capped at max_delay_ms when max_delay_ms > 0.
  */
 #ifndef RT_BACKOFF_H
@@ -47,7 +57,8 @@ typedef enum rt_jitter_kind {
     RT_JITTER_NONE = 0,
     RT_JITTER_FULL = 1,
     RT_JITTER_EQUAL = 2,
-    RT_JITTER_DECORRELATED = 3
+    RT_JITTER_DECORRELATED = 3,
+    RT_JITTER_DECORRELATED_V2 = 4
 } rt_jitter_kind;
 
 #define RT_MAX_LEVELS 32
@@ -73,6 +84,16 @@ typedef struct rt_backoff {
  * Never negative; never overflows (saturates at INT64_MAX / 2). */
 int64_t rt_backoff_delay(const rt_backoff *b, unsigned attempt, int64_t prev_delay_ms,
                          rt_rng *rng);
+
+/* rt_backoff_delay() with the state decorrelated_v2 needs: *v2_prev holds
+ * f(t) of the previous attempt (set it to 0 before attempt 1; it is updated
+ * here). Other jitters ignore v2_prev. With v2_prev NULL (a caller that keeps
+ * no per-call state, e.g. retryd), f(t_prev) is computed from a second draw
+ * t_prev = (n-2) + U[0,1): every delay is still > 0 and follows the same
+ * curve, but consecutive delays are drawn independently. decorrelated_v2
+ * consumes one rt_rng_next() per delay (two when v2_prev is NULL and n > 1). */
+int64_t rt_backoff_delay_ex(const rt_backoff *b, unsigned attempt, int64_t prev_delay_ms,
+                            double *v2_prev, rt_rng *rng);
 
 /* Names as they appear in the wire format and config ("fixed", "full", ...).
  * parse functions return 0 on success, -1 for an unknown name. */

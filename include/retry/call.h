@@ -30,12 +30,14 @@
  *     int rc; retry_err how;
  *     RETRY_CALL_EX(rc, how, client, &policy, send_payment(&order));
  *     // how: RETRY_OK, RETRY_ERR_EXHAUSTED (shipped or not, see stats),
- *     //      RETRY_ERR_STOPPED, RETRY_ERR_DEADLINE, RETRY_ERR_INVALID_ARG,
+ *     //      RETRY_ERR_STOPPED, RETRY_ERR_DEADLINE, RETRY_ERR_BUDGET (the
+ *     //      client's retry budget was empty), RETRY_ERR_INVALID_ARG,
  *     //      RETRY_ERR_KAFKA (exhausted, and the task could not be queued),
  *     //      RETRY_ERR_NOMEM / RETRY_ERR_INTERNAL (exhausted, task not built)
  *
  * client may be NULL: the call then retries with nanosleep, logs nothing and
- * never ships. policy may be NULL: RETRY_POLICY_DEFAULT. Both are borrowed
+ * never ships. policy may be NULL: all fields unset (the scene-less client
+ * defaults, see retry/policy.h). Both are borrowed
  * for the duration of the statement.
  */
 #ifndef RETRY_CALL_H
@@ -71,6 +73,11 @@ typedef struct retry_call_state {
     int64_t prev_delay_ms_;
     int64_t first_failure_ms_;
     uint64_t rng_;
+    int64_t start_ms_;
+    int64_t deadline_ms_;
+    int64_t hint_delay_ms_;
+    double v2_prev_;
+    retry_policy eff_;
     void *reserved_[4];
 } retry_call_state;
 

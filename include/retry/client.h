@@ -6,16 +6,17 @@
  * brokers are configured), the log callback, counters, and the test hooks
  * for sleeping, reading the clock and seeding jitter.
  *
- * Not built yet (a later issue; do not rely on them): the async executor
- * (exec = async, RETRY_PENDING), the local spool that keeps tasks across a
- * broker outage, and scene policies / config files registered on the client.
- * Today a task whose delivery fails is counted in delivery_failed and
- * reported by retry_client_flush(), and is lost.
+ * Async calls (retry/async.h) run on a pool of worker threads the client
+ * starts on first use (async_workers, async_queue_max). Scene policies, client defaults, the config
+ * file, listeners and the retry budget are in retry/scene.h and below. A task whose delivery to Kafka fails is kept in the local
+ * spool (spool_path) and re-produced later; without a spool it is counted in
+ * delivery_failed, reported by retry_client_flush(), and lost.
  *
  * Thread safety: after retry_client_new() returns, one client may be used by
  * any number of threads at once (RETRY_CALL, retry_http_call,
- * retry_client_flush, retry_client_stats). retry_client_destroy() must not
- * race with any other use of the same client.
+ * retry_async_submit, retry_client_flush, retry_client_stats).
+ * retry_client_destroy() must not race with any other use of the same
+ * client, and must not be called from a callback of that client.
  */
 #ifndef RETRY_CLIENT_H
 #define RETRY_CLIENT_H
@@ -31,6 +32,9 @@ extern "C" {
 
 /** Opaque client handle: retry_client_new() / retry_client_destroy(). */
 typedef struct retry_client retry_client;
+
+struct retry_policy;
+struct retry_listener;
 
 /** Log levels passed to log_cb; the syslog(3) numbers. */
 #define RETRY_LOG_ERR 3
@@ -85,11 +89,77 @@ typedef struct retry_client_conf {
     /** Global switch. [1] 0 makes every wrapped call run exactly once, with
      *  no retries, no recover and no shipping. */
     int enabled;
+    /** Worker threads that run async calls after their first attempt
+     *  (retry/async.h), >= 1; started on the client's first
+     *  retry_async_submit(). [2] */
+    int async_workers;
+    /** Most async calls accepted and not yet completed, >= 1; beyond it
+     *  retry_async_submit() returns RETRY_ERR_QUEUE_FULL. [10000] */
+    int async_queue_max;
+    /** Local spool file, e.g. "/var/lib/myapp/retry.spool". [NULL = no
+     *  spool: a task whose delivery fails is counted in delivery_failed,
+     *  reported by retry_client_flush() and lost.] With a path, such a task
+     *  is appended to this file and fsync'd, and re-produced later (at
+     *  retry_client_new(), on every ship and every retry_client_flush()),
+     *  also by the next process that opens the same path; see
+     *  docs/client.md "When Kafka is down: the spool". The file (0600) and
+     *  "<path>.tmp" (used while compacting) are created in an existing
+     *  directory. One client per file: it is locked with flock(), and a
+     *  second client on the same path fails with RETRY_ERR_INVALID_ARG.
+     *  Requires brokers. Copied. */
+    const char *spool_path;
+    /** Size cap of the spool file in bytes, header included, >= 4096.
+     *  [67108864 = 64 MiB] A task that does not fit is NOT kept: logged at
+     *  RETRY_LOG_ERR ("spool full (N bytes): task <key> NOT kept") and
+     *  counted in spool_dropped. */
+    uint64_t spool_max_bytes;
+    /** Client config file (INI, read with inih like retryd's), e.g.
+     *  "/etc/myapp/retry.ini". [NULL = none] Keys before any section (or in
+     *  [client]): enabled, budget_tokens, budget_retry_cost,
+     *  budget_success_refill; [defaults] and [scene:NAME] take the policy
+     *  keys max_attempts, delay_ms, multiplier, max_delay_ms, jitter,
+     *  retry_on, stop_on, max_elapsed_ms, send_queue, callback_url (see
+     *  docs/client.md "Config file"). Its values win over this struct's;
+     *  RETRY_CLIENT_<KEY>, RETRY_CLIENT_DEFAULTS_<KEY> and
+     *  RETRY_CLIENT_SCENE_<NAME>_<KEY> environment variables win over the
+     *  file (NAME upper-cased, other characters than [A-Z0-9] as '_'); the
+     *  variable RETRY_CLIENT_CONFIG_PATH names the file when this is NULL.
+     *  A bad file, key or value makes retry_client_new() fail with
+     *  RETRY_ERR_INVALID_ARG and "path:line: ..." or the variable's name in
+     *  errstr. Read once, by retry_client_new(). Copied. */
+    const char *config_path;
+    /** Client defaults: level 3 of retry/policy.h, below the file's
+     *  [defaults]. Copied (with its lists and callback_url; functions and
+     *  their ctx pointers are borrowed for the client's lifetime); must not
+     *  set deadline_ms, scene or ship_as. [NULL = built-in defaults] */
+    const struct retry_policy *defaults;
+    /** Listeners called for every call of this client (retry/scene.h),
+     *  after the built-in log output and before a policy's own listener.
+     *  The array is copied; each listener's functions and ctx are borrowed
+     *  for the client's lifetime. [NULL, 0] */
+    const struct retry_listener *listeners;
+    size_t listener_count;
+    /** Retry budget (after the AWS SDKs' retry quota and gRPC's
+     *  retryThrottling): a token bucket shared by all calls of the client,
+     *  holding at most budget_tokens and starting full. Every retry takes
+     *  budget_retry_cost tokens; a retry that finds fewer is not made and
+     *  the call ends with RETRY_ERR_BUDGET. Every call that succeeds puts
+     *  budget_success_refill tokens back (up to budget_tokens). So in the
+     *  long run at most refill/cost retries are made per successful call
+     *  (1/5: 20 % with the defaults), and an outage drains the bucket after
+     *  budget_tokens/cost retries instead of multiplying the load.
+     *  [budget_tokens 0 = no budget] */
+    int64_t budget_tokens;
+    /** Tokens one retry costs, >= 1. [5] */
+    int64_t budget_retry_cost;
+    /** Tokens a successful call returns, >= 0. [1] */
+    int64_t budget_success_refill;
 } retry_client_conf;
 
 #define RETRY_CLIENT_CONF_DEFAULT                                                      \
     {                                                                                  \
-        NULL, NULL, "retry.tasks", 10000, NULL, 0, NULL, NULL, NULL, NULL, 0, 1        \
+        NULL, NULL, "retry.tasks", 10000, NULL, 0, NULL, NULL, NULL, NULL, 0, 1, 2, 10000, \
+            NULL, 67108864u, NULL, NULL, NULL, 0, 0, 5, 1                              \
     }
 
 /**
@@ -106,11 +176,18 @@ RETRY_API void retry_client_conf_init(retry_client_conf *conf);
  * @param errstr on failure, receives one sentence saying what was wrong (may
  *        be NULL when errstr_size is 0).
  * @param errstr_size size of errstr in bytes.
- * @return RETRY_OK; RETRY_ERR_INVALID_ARG (bad group, topic, kafka_props...);
- *         RETRY_ERR_NOMEM; RETRY_ERR_KAFKA (librdkafka refused the producer
- *         configuration); RETRY_ERR_HTTP (libcurl global init failed).
+ * @return RETRY_OK; RETRY_ERR_INVALID_ARG (bad group, topic, kafka_props...;
+ *         spool_path without brokers, a spool file that cannot be opened,
+ *         locked (in use by another client) or is not a spool, or
+ *         spool_max_bytes < 4096); RETRY_ERR_NOMEM; RETRY_ERR_KAFKA
+ *         (librdkafka refused the producer configuration); RETRY_ERR_HTTP
+ *         (libcurl global init failed).
  * @remark Thread-safe. An unreachable broker does not make this fail: it
  *         shows up later as log messages and delivery failures.
+ * @remark With spool_path, the spool is opened and locked here, a torn or
+ *         corrupt tail (a crash in the middle of an append) is logged at
+ *         RETRY_LOG_WARNING and cut off, and the tasks it holds are handed
+ *         to the producer at once (without waiting for their delivery).
  * @remark On failure no client exists and sleep_fn/now_ms_fn are never
  *         called; log_cb may already have received librdkafka's messages.
  */
@@ -118,20 +195,35 @@ RETRY_API retry_err retry_client_new(const retry_client_conf *conf, retry_client
                                      char *errstr, size_t errstr_size);
 
 /**
- * @brief Waits up to conf.flush_timeout_ms for queued tasks to be delivered,
- *        then frees the client. Tasks still undelivered are logged and lost.
- * @param client NULL does nothing. Must not be in use by another thread.
+ * @brief Waits up to conf.flush_timeout_ms for queued tasks to be delivered
+ *        (re-producing spooled ones first, like retry_client_flush()), then
+ *        frees the client. Without a spool, tasks still undelivered are
+ *        logged and lost; with one, they are purged from the producer and
+ *        kept in the spool for the next client on the same spool_path (a
+ *        task purged while in flight may have reached Kafka and is then
+ *        sent twice: at-least-once).
+ *        Before that it drains the async calls (retry/async.h): no new
+ *        ones are accepted, attempts falling due within flush_timeout_ms
+ *        run, every other pending call ends at once as RETRY_ERR_EXHAUSTED
+ *        (shipped when its policy ships), and each one's on_done and
+ *        ctx_free run exactly once, on a worker thread, before this returns.
+ * @param client NULL does nothing. Must not be in use by another thread,
+ *        nor called from one of the client's callbacks.
  */
 RETRY_API void retry_client_destroy(retry_client *client);
 
 /**
- * @brief Waits until every task produced so far has been delivered or has
- *        failed, for at most timeout_ms.
+ * @brief Re-produces the spooled tasks (once per flush) and waits until
+ *        every task produced so far has been delivered or has failed, for at
+ *        most timeout_ms; then removes acknowledged tasks from the spool.
  * @param timeout_ms maximum wait; 0 only serves pending delivery reports.
- * @return RETRY_OK when nothing is left in the queue and no delivery failed
- *         since the previous retry_client_flush(); RETRY_ERR_TIMEOUT when
- *         tasks are still queued; RETRY_ERR_KAFKA when at least one task
- *         failed delivery since the previous flush (see delivery_failed);
+ * @return RETRY_OK when nothing is left in the queue or in the spool and no
+ *         task was lost since the previous retry_client_flush();
+ *         RETRY_ERR_TIMEOUT when tasks are still queued, or still in the
+ *         spool (kept safely, to be re-produced by a later flush: the log
+ *         says how many); RETRY_ERR_KAFKA when at least one task was lost
+ *         since the previous flush: it failed delivery and there is no
+ *         spool, or the spool could not keep it (spool_dropped);
  *         RETRY_ERR_INVALID_ARG for a NULL client. RETRY_OK at once when the
  *         client has no brokers.
  * @remark Thread-safe.
@@ -146,18 +238,27 @@ typedef struct retry_stats {
     uint64_t exhausted;       /**< calls that used up max_attempts */
     uint64_t stopped;         /**< calls stopped by a non-retryable code */
     uint64_t deadline;        /**< calls ended by deadline_ms */
-    uint64_t shipped;         /**< tasks handed to the Kafka producer */
+    uint64_t shipped;         /**< tasks handed to the Kafka producer (or, when it
+                                   refused them at once, kept in the spool) */
     uint64_t ship_failed;     /**< tasks that could not be handed to it */
     uint64_t delivered;       /**< tasks acknowledged by the brokers (acks=all) */
-    uint64_t delivery_failed; /**< tasks the producer gave up on */
+    uint64_t delivery_failed; /**< tasks the producer gave up on (kept in the spool or lost) */
+    uint64_t spooled;        /**< tasks written to the spool (fsync'd) */
+    uint64_t spool_replayed; /**< spooled tasks re-produced and acknowledged */
+    uint64_t spool_dropped;  /**< tasks the spool could NOT keep (full, I/O error): lost */
+    uint64_t spool_bytes;    /**< current size of the spool file, header included */
+    uint64_t spool_records;  /**< tasks in the spool not yet acknowledged */
+    uint64_t budget_denied;  /**< calls ended by an empty retry budget (RETRY_ERR_BUDGET) */
 } retry_stats;
 
 /**
  * @brief Copies the client's counters into *out.
  * @param client not NULL. @param out not NULL, caller-owned.
  * @remark Thread-safe; each counter is read atomically, the set as a whole is
- *         not a snapshot. delivered/delivery_failed advance when delivery
- *         reports are served (after each produce, and in retry_client_flush).
+ *         not a snapshot. delivered/delivery_failed and the spool counters
+ *         advance when delivery reports are served (after each produce, and
+ *         in retry_client_flush). delivered counts first deliveries only;
+ *         a spooled task's later delivery counts in spool_replayed.
  */
 RETRY_API void retry_client_stats(const retry_client *client, retry_stats *out);
 

@@ -16,8 +16,8 @@ extern "C" {
 typedef enum retry_err {
     /** Success. */
     RETRY_OK = 0,
-    /** Reserved for the async executor (not built yet): the call continues
-     *  on a worker thread. No function returns it today. */
+    /** retry_async_submit(): the first attempt failed and the call
+     *  continues on the client's worker threads (retry/async.h). */
     RETRY_PENDING = 1,
     /** Every local attempt failed with a retryable code (max_attempts). When
      *  the call was shipped to Kafka, retryd now owns it. */
@@ -42,7 +42,16 @@ typedef enum retry_err {
     RETRY_ERR_DEADLINE = 9,
     /** A dependency failed in a way that should not happen (e.g. libcrypto
      *  could not compute a digest). */
-    RETRY_ERR_INTERNAL = 10
+    RETRY_ERR_INTERNAL = 10,
+    /** retry_async_submit(): async_queue_max async calls are already
+     *  pending; the call was not accepted (nothing ran, ctx is still the
+     *  caller's). */
+    RETRY_ERR_QUEUE_FULL = 11,
+    /** The client's retry budget (retry_client_conf.budget_tokens) had no
+     *  tokens left for a retry: the call failed fast after its last attempt
+     *  instead of retrying. Shipped like an exhausted call when the policy
+     *  ships; recover runs. */
+    RETRY_ERR_BUDGET = 12
 } retry_err;
 
 /**

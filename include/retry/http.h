@@ -14,10 +14,19 @@
  *    -6 (CURLE_COULDNT_RESOLVE_HOST), -28 (CURLE_OPERATION_TIMEDOUT),
  *    -52 (CURLE_GOT_NOTHING), -56 (CURLE_RECV_ERROR). See libcurl-errors(3).
  * Redirects are not followed (a 3xx is a plain non-success status).
- * With an empty retry_on, the default classification retries transport
- * errors (negative codes), 408, 429 and 5xx, and stops on every other
- * non-success status; stop_on and a non-empty retry_on apply as described in
- * retry/policy.h.
+ * With an empty retry_on and no should_retry, the default classification is
+ * curl's --retry (plus --retry-connrefused): it retries -5, -6 (name not
+ * resolved), -7 (connection refused), -28 (timeout), -16, -18, -52, -55, -56,
+ * -92 (connection broke without an answer) and the statuses 408, 429, 500,
+ * 502, 503, 504, and stops on every other status or transport error; stop_on,
+ * retry_on and should_retry apply as described in retry/policy.h.
+ *
+ * A 429 or 503 answer with a Retry-After header (delay-seconds, or an
+ * HTTP-date read with curl_getdate() against the client's now_ms_fn clock)
+ * makes the next delay the server's wish when that is longer than the
+ * backoff, capped by the policy's max_delay_ms. An attempt's timeout is
+ * timeout_ms, shortened to what is left when the policy has deadline_ms or
+ * max_elapsed_ms.
  *
  * Only an exhausted call is shipped. A stopped call (e.g. 400) would fail
  * the same way on retryd, and a call past its deadline is expired: neither is
@@ -65,7 +74,8 @@ typedef struct retry_http_request {
     const char *body;
     /** Body length in bytes; 0 with a non-NULL body means strlen(body). [0] */
     size_t body_len;
-    /** Whole-request timeout of one attempt, ms, > 0. [10000] */
+    /** Whole-request timeout of one attempt, ms, > 0 (shortened to the time
+     *  left before the policy's deadline / max_elapsed_ms). [10000] */
     int64_t timeout_ms;
     /** Statuses that count as success. [NULL, 0 = any 2xx] */
     const int *success_status;
@@ -124,7 +134,9 @@ typedef struct retry_http_response {
  * @return RETRY_OK when an attempt got a success status;
  *         RETRY_ERR_EXHAUSTED when every attempt failed (resp->shipped says
  *         whether retryd took it over); RETRY_ERR_STOPPED for a non-retryable
- *         answer; RETRY_ERR_DEADLINE; RETRY_ERR_INVALID_ARG (nothing was
+ *         answer; RETRY_ERR_DEADLINE; RETRY_ERR_BUDGET (the client's retry
+ *         budget was empty; shipped like an exhausted call, see
+ *         resp->shipped); RETRY_ERR_INVALID_ARG (nothing was
  *         sent; e.g. a bad URL or method, or a missing scene when shipping is
  *         possible); RETRY_ERR_KAFKA when exhausted and the task could not be
  *         queued; RETRY_ERR_NOMEM; RETRY_ERR_HTTP (libcurl setup failed).

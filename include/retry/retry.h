@@ -10,8 +10,9 @@
  * a retry_err (retry/error.h).
  *
  * Built today: synchronous calls, backoff with jitter, retry_on/stop_on,
- * deadline, recover, shipping over Kafka, the HTTP helper.
- * Not built yet (later issues): the async executor (RETRY_PENDING), the
+ * deadline, recover, shipping over Kafka, the HTTP helper, async calls
+ * (retry/async.h: retry_async_submit, RETRY_PENDING, worker threads).
+ * Not built yet (later issues): the
  * local spool that survives broker outages, scene policies and config files.
  *
  * Link with `pkg-config --cflags --libs retryclient`. See docs/client.md.
@@ -25,5 +26,7 @@
 #include "policy.h"
 #include "call.h"
 #include "http.h"
+#include "scene.h"
+#include "async.h"
 
 #endif

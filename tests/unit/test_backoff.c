@@ -8,6 +8,7 @@
  * literals computed once with a separate Python implementation of splitmix64
  * and the same formulas (see the comment over each literal).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -315,6 +316,47 @@ static void test_decorrelated_jitter(void **state)
         assert_true(rt_backoff_delay(&b, 3, 4900, &r1) <= 5000);
 }
 
+/* Polly's DecorrelatedJitterBackoffV2 (Polly.Contrib.WaitAndRetry,
+ * Backoff.DecorrelatedJitterV2.cs), mean first delay 100 ms. */
+static void test_decorrelated_v2_jitter(void **state)
+{
+    (void)state;
+    rt_backoff b = make(RT_BACKOFF_EXPONENTIAL, RT_JITTER_DECORRELATED_V2, 100, 2.0, 0);
+    /* Pinned: Python reference, seed 42: t = i + (next() >> 11) * 2^-53,
+     * f = 2^t * tanh(sqrt(4 t)), delay = int((f - f_prev) / 1.4 * 100). */
+    static const int64_t pinned[] = {112, 43, 189, 379, 448, 2999, 1146, 10607};
+    rt_rng rng;
+    double st = 0.0;
+    rt_rng_seed(&rng, 42);
+    for (unsigned a = 1; a <= 8; a++)
+        assert_int_equal(rt_backoff_delay_ex(&b, a, 0, &st, &rng), pinned[a - 1]);
+
+    /* The cap applies, and the multiplier and prev_delay_ms play no part. */
+    b.max_delay_ms = 1000;
+    b.multiplier = 7.0;
+    rt_rng_seed(&rng, 42);
+    st = 0.0;
+    for (unsigned a = 1; a <= 8; a++) {
+        int64_t want = pinned[a - 1] > 1000 ? 1000 : pinned[a - 1];
+        assert_int_equal(rt_backoff_delay_ex(&b, a, 123456, &st, &rng), want);
+    }
+
+    /* Stateless (v2_prev NULL): two draws after the first attempt, always
+     * >= 0 and, uncapped, below the bound of the curve f(n) / 1.4 * 100. */
+    b.max_delay_ms = 0;
+    rt_rng_seed(&rng, 7);
+    for (int i = 0; i < 1000; i++) {
+        unsigned a = 1 + (unsigned)(i % 10);
+        int64_t d = rt_backoff_delay(&b, a, 0, &rng);
+        assert_true(d >= 0);
+        assert_true((double)d <= 100.0 / 1.4 * pow(2.0, (double)a) + 1.0);
+    }
+    /* Huge attempts saturate instead of overflowing. */
+    st = 0.0;
+    assert_int_equal(rt_backoff_delay_ex(&b, 5000, 0, &st, &rng), RT_BACKOFF_SATURATE);
+    assert_int_equal(rt_backoff_delay(&b, 5000, 0, &rng), RT_BACKOFF_SATURATE);
+}
+
 static void test_levels_with_full_jitter(void **state)
 {
     (void)state;
@@ -335,13 +377,16 @@ static void test_names(void **state)
 {
     (void)state;
     static const char *const kinds[] = {"fixed", "exponential", "levels", "random"};
-    static const char *const jitters[] = {"none", "full", "equal", "decorrelated"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const jitters[] = {"none", "full", "equal", "decorrelated",
+                                          "decorrelated_v2"};
+    for (int i = 0; i < 5; i++) {
         rt_backoff_kind k;
         rt_jitter_kind j;
-        assert_string_equal(rt_backoff_kind_name((rt_backoff_kind)i), kinds[i]);
-        assert_int_equal(rt_backoff_kind_parse(kinds[i], &k), 0);
-        assert_int_equal(k, i);
+        if (i < 4) {
+            assert_string_equal(rt_backoff_kind_name((rt_backoff_kind)i), kinds[i]);
+            assert_int_equal(rt_backoff_kind_parse(kinds[i], &k), 0);
+            assert_int_equal(k, i);
+        }
         assert_string_equal(rt_jitter_kind_name((rt_jitter_kind)i), jitters[i]);
         assert_int_equal(rt_jitter_kind_parse(jitters[i], &j), 0);
         assert_int_equal(j, i);
@@ -451,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_full_jitter),
         cmocka_unit_test(test_equal_jitter),
         cmocka_unit_test(test_decorrelated_jitter),
+        cmocka_unit_test(test_decorrelated_v2_jitter),
         cmocka_unit_test(test_levels_with_full_jitter),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_levels_parse_ok),

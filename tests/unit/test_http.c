@@ -40,6 +40,7 @@ typedef struct http_server {
     atomic_int stop;
     int statuses[MAX_STATUSES]; /* answer n uses statuses[min(n, nstatuses-1)] */
     int nstatuses;
+    const char *extra_header; /* e.g. "Retry-After: 2\r\n"; NULL = none */
     atomic_int requests;
     char last_request[4096]; /* written by the server thread, read after stop */
 } http_server;
@@ -51,7 +52,7 @@ static void serve_one(http_server *s, int cfd)
     char *end = NULL;
     long clen = 0;
     int n, status;
-    char resp[256];
+    char resp[512];
 
     while (len < sizeof buf - 1) {
         ssize_t r = recv(cfd, buf + len, sizeof buf - 1 - len, 0);
@@ -73,8 +74,8 @@ static void serve_one(http_server *s, int cfd)
     status = s->statuses[n < s->nstatuses ? n : s->nstatuses - 1];
     snprintf(resp, sizeof resp,
              "HTTP/1.1 %d X\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
-             "Connection: close\r\n\r\nbody%02d",
-             status, n % 100);
+             "%sConnection: close\r\n\r\nbody%02d",
+             status, s->extra_header != NULL ? s->extra_header : "", n % 100);
     (void)!send(cfd, resp, strlen(resp), MSG_NOSIGNAL);
 }
 
@@ -362,6 +363,14 @@ static void test_http_connection_refused(void **state)
     retry_client_destroy(f.client);
 }
 
+static int retry_everything(void *ctx, int code, int attempt)
+{
+    (void)ctx;
+    (void)code;
+    (void)attempt;
+    return 1;
+}
+
 static int recover_minus(void *ctx, int last_code)
 {
     int *seen = ctx;
@@ -401,6 +410,135 @@ static void test_http_invalid_request(void **state)
     req.method = "TRACE";
     assert_int_equal(retry_http_call(f.client, NULL, &req, NULL), RETRY_ERR_INVALID_ARG);
     assert_int_equal(retry_http_call(NULL, NULL, &req, NULL), RETRY_ERR_INVALID_ARG);
+    retry_client_destroy(f.client);
+}
+
+/* Default classification, as curl's --retry: 502 is retried, 501 is not. */
+static void test_http_classification_like_curl(void **state)
+{
+    static const int st501[] = {501};
+    static const int st502[] = {502, 504, 200};
+    http_server s;
+    fixture f;
+    char url[128];
+    retry_http_request req = RETRY_HTTP_REQUEST_DEFAULT;
+    retry_policy p = RETRY_POLICY_DEFAULT;
+
+    (void)state;
+    make_client(&f, NULL);
+    p.max_attempts = 4;
+    server_start(&s, st501, 1);
+    url_for(url, sizeof url, s.port, "/");
+    req.url = url;
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_ERR_STOPPED);
+    server_stop(&s);
+    assert_int_equal(atomic_load(&s.requests), 1);
+    server_start(&s, st502, 3);
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(atomic_load(&s.requests), 3);
+    /* A user predicate replaces the default classification. */
+    server_start(&s, st501, 1);
+    url_for(url, sizeof url, s.port, "/");
+    p.should_retry = retry_everything;
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_ERR_EXHAUSTED);
+    server_stop(&s);
+    assert_int_equal(atomic_load(&s.requests), 4);
+    retry_client_destroy(f.client);
+}
+
+/* Retry-After on 429/503, in seconds or as an HTTP date (measured against
+ * the client's clock), capped by max_delay_ms; used when longer than the
+ * backoff; ignored on other statuses. */
+static void test_http_retry_after(void **state)
+{
+    static const int st429[] = {429, 200};
+    static const int st500[] = {500, 200};
+    http_server s;
+    fixture f;
+    char url[128];
+    retry_http_request req = RETRY_HTTP_REQUEST_DEFAULT;
+    retry_policy p = RETRY_POLICY_DEFAULT;
+
+    (void)state;
+    make_client(&f, NULL);
+    req.url = url;
+    p.delay_ms = 100;
+
+    server_start(&s, st429, 2);
+    s.extra_header = "Retry-After: 3\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.ndelays, 1);
+    assert_int_equal(f.delays[0], 3000);
+
+    /* Capped by max_delay_ms. */
+    f.ndelays = 0;
+    p.max_delay_ms = 1500;
+    server_start(&s, st429, 2);
+    s.extra_header = "Retry-After: 3\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.delays[0], 1500);
+
+    /* An HTTP date: 1700000000 s is Tue, 14 Nov 2023 22:13:20 GMT; the
+     * fixture's clock says 1700000000000 ms, so 7 s later is 7000 ms. */
+    f.ndelays = 0;
+    f.now_ms = 1700000000000LL;
+    p.max_delay_ms = 0;
+    server_start(&s, st429, 2);
+    s.extra_header = "Retry-After: Tue, 14 Nov 2023 22:13:27 GMT\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.delays[0], 7000);
+
+    /* A date in the past, or a shorter pause than the backoff: the backoff. */
+    f.ndelays = 0;
+    server_start(&s, st429, 2);
+    s.extra_header = "Retry-After: Tue, 14 Nov 2023 22:00:00 GMT\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.delays[0], 100);
+
+    /* Not on a 500. */
+    f.ndelays = 0;
+    server_start(&s, st500, 2);
+    s.extra_header = "Retry-After: 3\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.delays[0], 100);
+    retry_client_destroy(f.client);
+}
+
+/* max_elapsed_ms shortens an attempt's timeout: a server that never
+ * answers costs at most what is left of the call. */
+static void test_http_attempt_timeout_capped_by_deadline(void **state)
+{
+    fixture f;
+    char url[128];
+    int port;
+    int fd = listen_loopback(&port); /* accepts into the backlog, never answers */
+    retry_http_request req = RETRY_HTTP_REQUEST_DEFAULT;
+    retry_http_response resp = RETRY_HTTP_RESPONSE_DEFAULT;
+    retry_policy p = RETRY_POLICY_DEFAULT;
+
+    (void)state;
+    make_client(&f, NULL);
+    url_for(url, sizeof url, port, "/");
+    req.url = url;
+    req.timeout_ms = 60000;
+    p.max_attempts = 1;
+    p.max_elapsed_ms = 200;
+    assert_int_equal(retry_http_call(f.client, &p, &req, &resp), RETRY_ERR_EXHAUSTED);
+    assert_int_equal(resp.curl_code, 28); /* CURLE_OPERATION_TIMEDOUT, not after 60 s */
+    retry_http_response_free(&resp);
+    close(fd);
     retry_client_destroy(f.client);
 }
 
@@ -703,6 +841,9 @@ int main(void)
         cmocka_unit_test(test_http_connection_refused),
         cmocka_unit_test(test_http_recover_value_returned),
         cmocka_unit_test(test_http_invalid_request),
+        cmocka_unit_test(test_http_classification_like_curl),
+        cmocka_unit_test(test_http_retry_after),
+        cmocka_unit_test(test_http_attempt_timeout_capped_by_deadline),
         cmocka_unit_test(test_ship_http_exhausted),
         cmocka_unit_test(test_ship_retry_call_ship_as),
         cmocka_unit_test(test_ship_needs_scene),
