@@ -487,3 +487,39 @@ for lib_tool in curl jq kcat mariadb mariadbd mariadb-install-db flock; do
 done
 unset lib_tool
 log "test directory $T"
+
+# ---- more retryd nodes (test_multinode.sh) ----------------------------------
+
+declare -gA NODE_PID=() NODE_URL=()
+
+# start_retryd_node NAME FILE: starts one more retryd with configuration FILE
+# (from write_retryd_config, with its own "[node] id" and [http] listen; the
+# schema already migrated), logging to $T/retryd-NAME.log, and waits up to
+# 30 s for its /healthz. Sets NODE_PID[NAME] and NODE_URL[NAME]; RETRYD_PID
+# and RETRYD_URL are left alone.
+start_retryd_node() {
+    local name=$1 file=$2 listen url pid deadline
+    need_bin RETRYD
+    listen=$(sed -n 's/^listen = //p' "$file" | head -n1)
+    [[ -n $listen ]] || fail "start_retryd_node: no 'listen = ' line in $file"
+    url=http://$listen
+    log "starting retryd node $name -c $file"
+    echo "----- retryd $name started $(date '+%F %T') -----" >>"$T/retryd-$name.log"
+    "$RETRYD" -c "$file" >>"$T/retryd-$name.log" 2>&1 &
+    pid=$!
+    track "$pid" "retryd $name"
+    NODE_PID[$name]=$pid
+    NODE_URL[$name]=$url
+    deadline=$(($(date +%s) + 30))
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/healthz") == 200 ]]; do
+        alive "$pid" || fail "retryd $name exited during start-up (see $T/retryd-$name.log)"
+        (($(date +%s) < deadline)) || fail "retryd $name /healthz did not answer 200 within 30 s"
+        sleep 0.1
+    done
+    log "retryd $name up (pid $pid, $url)"
+}
+
+# node_metric NAME METRIC: the value of one /metrics line of node NAME.
+node_metric() {
+    curl -sS --max-time 10 "${NODE_URL[$1]}/metrics" | awk -v m="$2" '$1 == m { print $2 }'
+}
