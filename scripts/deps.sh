@@ -21,7 +21,8 @@ PACKAGES=(
     libinih-dev                         # INI config
     libssl-dev                          # libcrypto (digests)
     mariadb-server mariadb-client       # the MySQL of tests and the demo
-    kcat curl jq                        # integration tests and demo
+    libsystemd-dev                      # sd_notify readiness/watchdog (optional at build time)
+    kcat curl jq socat                  # integration tests and demo
 )
 
 missing=()

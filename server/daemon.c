@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -29,6 +30,10 @@
 #include "scheduler.h"
 #include "store.h"
 #include "workq.h"
+
+#ifdef RETRYD_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #define STORE_WORKERS 3
 
@@ -99,6 +104,41 @@ int rd_migrate(const rd_config *cfg, char *err, size_t errsz)
     return 0;
 }
 
+/* systemd (Type=notify): READY/RELOADING/STOPPING/STATUS, and WATCHDOG=1
+ * from a loop timer, so a stuck event loop stops the pings and systemd
+ * restarts the node. No-ops without libsystemd or outside systemd. */
+static void notify_systemd(const char *state)
+{
+#ifdef RETRYD_HAVE_SYSTEMD
+    int rc = sd_notify(0, state);
+    if (rc < 0) LOG_WARN("main", "sd_notify(%s): %s", state, strerror(-rc));
+#else
+    (void)state;
+#endif
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    notify_systemd("WATCHDOG=1");
+}
+
+/* Starts the watchdog pings when systemd asked for them (WatchdogSec=). */
+static void start_watchdog(rd_daemon *d)
+{
+#ifdef RETRYD_HAVE_SYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    d->watchdog_timer = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+    if (!d->watchdog_timer) return;
+    uint64_t half = usec / 2;
+    struct timeval tv = {(time_t)(half / 1000000), (suseconds_t)(half % 1000000)};
+    event_add(d->watchdog_timer, &tv);
+    LOG_INFO("main", "systemd watchdog: pinging every %" PRIu64 " ms", half / 1000);
+#else
+    (void)d;
+#endif
+}
+
 static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
     rd_daemon *d = arg;
@@ -135,6 +175,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     LOG_NOTICE("main", "signal %d: stopping ingest and claims, draining %d attempt(s)", (int)sig,
                rd_dispatcher_inflight(d->disp));
+    notify_systemd("STOPPING=1");
     rd_ingest_request_stop(d->ingest);
     rd_scheduler_stop(d->sched);
     rd_retention_stop(d->retention);
@@ -151,6 +192,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     rd_daemon *d = arg;
     if (!d->config_path) return;
+    notify_systemd("RELOADING=1");
     rd_config *next = calloc(1, sizeof *next);
     rd_config **grown = next ? realloc(d->reloaded, (d->nreloaded + 1) * sizeof *grown) : NULL;
     if (!next || !grown) {
@@ -164,6 +206,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
                          sizeof err) != 0) {
         free(next);
         LOG_ERROR("main", "SIGHUP: config not reloaded, keeping the running one: %s", err);
+        notify_systemd("READY=1");
         return;
     }
     if (rd_log_configure(next->log_level, NULL) != 0)
@@ -173,6 +216,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     LOG_NOTICE("main", "SIGHUP: config reloaded from %s (%zu scene section(s))%s%s",
                d->config_path, next->nscenes,
                kept[0] ? "; changed but kept until a restart: " : "", kept);
+    notify_systemd("READY=1");
 }
 
 int rd_daemon_run(rd_config *cfg, const char *config_path)
@@ -239,6 +283,13 @@ int rd_daemon_run(rd_config *cfg, const char *config_path)
         goto out;
     }
     LOG_NOTICE("main", "retryd %s node %s started", RETRYD_VERSION, cfg->node_id);
+    {
+        char status[512];
+        snprintf(status, sizeof status, "READY=1\nSTATUS=node %s: consuming %s, API on %s",
+                 cfg->node_id, cfg->kafka_topic, cfg->http_listen);
+        notify_systemd(status);
+    }
+    start_watchdog(d);
     if (event_base_dispatch(d->base) < 0) {
         LOG_ERROR("main", "event loop failed");
         goto out;
@@ -264,6 +315,7 @@ out:
     if (d->sig_term) event_free(d->sig_term);
     if (d->sig_int) event_free(d->sig_int);
     if (d->sig_hup) event_free(d->sig_hup);
+    if (d->watchdog_timer) event_free(d->watchdog_timer);
     if (d->base) event_base_free(d->base);
     curl_global_cleanup();
     libevent_global_shutdown();

@@ -93,6 +93,7 @@ typedef struct rd_daemon {
     struct event *sig_int;
     struct event *health_timer;
     struct event *shutdown_timer;
+    struct event *watchdog_timer;           /* systemd WATCHDOG=1 pings */
     int64_t shutdown_deadline_mono_ms;
     int health_busy;
     atomic_int stopping;                     /* set once, on SIGTERM/SIGINT */
