@@ -14,6 +14,12 @@
 #include "log.h"
 #include "workq.h"
 
+#define WAKES_MAX 65536
+
+static void heap_push(rd_scheduler *s, int64_t v);
+static int64_t heap_min(const rd_scheduler *s);
+static void heap_pop(rd_scheduler *s);
+
 /* While MySQL is unreachable, claims back off from scan_interval_ms,
  * doubling up to this, so an outage is not hammered (nor logged) 5 times a
  * second. */
@@ -24,7 +30,12 @@ struct rd_scheduler {
     struct event *timer;
     struct event *poke;      /* activated from other threads */
     int64_t next_scan_at;    /* wall ms of the planned claim; 0 = none */
-    int wake_after_claim;    /* a wake-up arrived while a claim ran */
+    /* Due times (wall ms) this node was told about and no claim has covered
+     * yet: a min-heap. A claim covers those <= the "now" it used; the rest
+     * set the next timer. Bounded: past WAKES_MAX the latest is dropped and
+     * the scan finds that task instead. */
+    int64_t *wakes;
+    size_t nwakes;
     int busy;
     int stopped;
     int failures;            /* consecutive failed claims */
@@ -35,6 +46,7 @@ typedef struct claim_job {
     rd_job job;
     rd_scheduler *s;
     int limit;
+    int64_t now;             /* the claim's notion of now: what it covers */
     char **skip;             /* saturated scenes, left out of the claim */
     size_t nskip;
     rd_claimed *claimed;
@@ -45,6 +57,7 @@ typedef struct claim_job {
 static void schedule(rd_scheduler *s, int64_t in_ms)
 {
     if (in_ms < 0) in_ms = 0;
+    event_base_update_cache_time(s->d->base);
     struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)((in_ms % 1000) * 1000)};
     s->next_scan_at = rt_now_ms() + in_ms;
     evtimer_add(s->timer, &tv);
@@ -54,7 +67,7 @@ static int claim_run(rd_store *st, rd_job *job)
 {
     claim_job *cj = (claim_job *)job;
     const rd_config *cfg = cj->s->d->cfg;
-    int64_t now = rt_now_ms();
+    int64_t now = cj->now = rt_now_ms();
     return rd_store_claim(st, cfg->node_id, cj->limit, now, now + cfg->lease_ms, cj->skip,
                           cj->nskip, &cj->claimed, &cj->n, &cj->taken_over, job->err,
                           sizeof job->err);
@@ -97,14 +110,19 @@ static void claim_done(rd_daemon *d, rd_job *job)
     }
     int ok = job->rc == RD_STORE_OK;
     int full = ok && (int)cj->n == cj->limit;
+    int64_t covered = ok ? cj->now : 0;
     rd_claimed_free(cj->claimed, cj->n);
     for (size_t i = 0; i < cj->nskip; i++) free(cj->skip[i]);
     free(cj->skip);
     free(cj);
-    /* A wake-up during the claim may concern a task the claim did not see. */
-    int again = full || (ok && s->wake_after_claim);
-    s->wake_after_claim = 0;
-    if (!s->stopped) schedule(s, again ? 0 : next_ms);
+    /* Wake-ups this claim covered are done; the earliest left (maybe one
+     * that arrived during the claim) sets the timer if it beats the scan. */
+    while (s->nwakes && heap_min(s) <= covered) heap_pop(s);
+    if (!s->stopped) {
+        int64_t in_ms = full ? 0 : next_ms;
+        if (s->nwakes && heap_min(s) - rt_now_ms() < in_ms) in_ms = heap_min(s) - rt_now_ms();
+        schedule(s, in_ms);
+    }
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -134,15 +152,50 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     rd_workq_submit(d->wq, &cj->job);
 }
 
+static void heap_push(rd_scheduler *s, int64_t v)
+{
+    if (s->nwakes == WAKES_MAX) return; /* the scan is the safety net */
+    if (!s->wakes) {
+        s->wakes = malloc(WAKES_MAX * sizeof *s->wakes);
+        if (!s->wakes) return;
+    }
+    size_t i = s->nwakes++;
+    while (i > 0 && s->wakes[(i - 1) / 2] > v) {
+        s->wakes[i] = s->wakes[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->wakes[i] = v;
+}
+
+static int64_t heap_min(const rd_scheduler *s)
+{
+    return s->nwakes ? s->wakes[0] : 0;
+}
+
+static void heap_pop(rd_scheduler *s)
+{
+    int64_t last = s->wakes[--s->nwakes];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->nwakes) break;
+        if (c + 1 < s->nwakes && s->wakes[c + 1] < s->wakes[c]) c++;
+        if (s->wakes[c] >= last) break;
+        s->wakes[i] = s->wakes[c];
+        i = c;
+    }
+    if (s->nwakes) s->wakes[i] = last;
+}
+
 void rd_scheduler_wake_at(rd_scheduler *s, int64_t due_ms)
 {
     if (s->stopped) return;
-    if (s->busy) {
-        if (due_ms <= rt_now_ms() + s->d->cfg->scan_interval_ms) s->wake_after_claim = 1;
-        return;
-    }
+    heap_push(s, due_ms);
+    if (s->busy) return; /* claim_done sets the timer from the heap */
     if (s->next_scan_at && due_ms >= s->next_scan_at) return; /* the planned claim is earlier */
-    schedule(s, due_ms - rt_now_ms());
+    /* +1 ms: libevent measures from its cached loop time, which can lag a
+     * little; firing early would find the task not yet due. */
+    schedule(s, due_ms - rt_now_ms() + 1);
 }
 
 static void on_poke(evutil_socket_t fd, short what, void *arg)
@@ -188,5 +241,6 @@ void rd_scheduler_free(rd_scheduler *s)
     if (!s) return;
     event_free(s->timer);
     event_free(s->poke);
+    free(s->wakes);
     free(s);
 }
