@@ -154,12 +154,14 @@ static const rd_key keys[] = {
     {RDS_SCHEDULER, "max_inflight", RDT_INT, 1, 100000, "256", NULL, NULL, RDF_RELOADABLE,
      CFG(max_inflight), 0, 0, NULL, "Most attempts running at the same time on this node."},
 
-    {RDS_SCHEDULER, "breaker_failure_ratio", RDT_DOUBLE, 0.0, 1.0, "0.9", NULL, NULL,
+    {RDS_SCHEDULER, "breaker_failure_ratio", RDT_DOUBLE, 0.0, 1.0, "0", NULL, NULL,
      RDF_RELOADABLE, CFG(breaker_failure_ratio), 0, 0, NULL,
      "Circuit breaker, per scene and per node: when at least breaker_min_attempts of the "
      "scene's last breaker_window attempts are known and this fraction of them failed "
      "(error status, timeout, no connection), the scene is not dispatched for "
-     "breaker_cooldown_ms; its due tasks are pushed back, one alert is sent. 0 = off."},
+     "breaker_cooldown_ms; its due tasks are pushed back, one alert is sent. 0 = off "
+     "(the default: every task reaching retryd has already failed once, so a burst of "
+     "new tasks fails often by nature; pick a ratio that fits your targets, e.g. 0.95)."},
     {RDS_SCHEDULER, "breaker_window", RDT_INT, 1, 1000, "50", NULL, NULL, RDF_RELOADABLE,
      CFG(breaker_window), 0, 0, NULL, "How many recent attempts of a scene the breaker judges."},
     {RDS_SCHEDULER, "breaker_min_attempts", RDT_INT, 1, 1000, "20", NULL, NULL, RDF_RELOADABLE,

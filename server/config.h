@@ -59,7 +59,7 @@ typedef struct rd_config {
     int batch_size;           /* 500, 1..10000 */
     int64_t lease_ms;         /* 30000, 1000..86400000 */
     int max_inflight;         /* 256, 1..100000 */
-    double breaker_failure_ratio;  /* 0.9; 0 = breaker off */
+    double breaker_failure_ratio;  /* 0 = breaker off (default) */
     int breaker_window;            /* 50 */
     int breaker_min_attempts;      /* 20 */
     int64_t breaker_cooldown_ms;   /* 30000 */
