@@ -194,7 +194,7 @@ static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
     rj->job.run = renew_run;
     rj->job.done = renew_done;
     disp->renew_busy = 1;
-    rd_workq_submit(disp->d->wq, &rj->job);
+    rd_workq_submit_urgent(disp->d->wq, &rj->job);
 }
 
 rd_dispatcher *rd_dispatcher_new(rd_daemon *d)

@@ -382,7 +382,9 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
                 rc = RD_STORE_ERR;
                 goto out;
             }
-            if (pass == 1) (*taken_over)++;
+            /* A takeover is another node's expired lease; re-claiming our own
+             * (after a failed renewal) is not counted. */
+            if (pass == 1 && (!row[9] || strcmp(row[9], node) != 0)) (*taken_over)++;
             count++;
         }
         mysql_free_result(res);
@@ -393,7 +395,7 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
             b.len = 0;
             sqlbuf_printf(&b,
                           "SELECT id, fence, attempts, max_attempts, last_delay_ms, deadline, "
-                          "next_fire_at, payload, attempt_seq FROM retry_task "
+                          "next_fire_at, payload, attempt_seq, owner_node FROM retry_task "
                           "WHERE status = 'running' AND lease_until < %" PRId64,
                           now_ms);
             append_skip(&b, s->db, skip_scenes, nskip);

@@ -93,7 +93,8 @@ typedef struct rd_claimed {
  * first, then oldest due. Uses SELECT ... FOR UPDATE SKIP LOCKED so nodes
  * never claim the same row; each claimed row gets owner_node = node,
  * lease_until, fence + 1, status 'running'. *out is a heap array (free with
- * rd_claimed_free); *n may be 0. *taken_over counts expired leases taken.
+ * rd_claimed_free); *n may be 0. *taken_over counts expired leases of other
+ * nodes taken over.
  * Tasks of the nskip scenes in skip_scenes (saturated on this node) are not
  * claimed. */
 int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,

@@ -161,6 +161,17 @@ void rd_workq_submit(rd_workq *q, rd_job *job)
     pthread_mutex_unlock(&q->mu);
 }
 
+void rd_workq_submit_urgent(rd_workq *q, rd_job *job)
+{
+    pthread_mutex_lock(&q->mu);
+    job->next = q->head;
+    q->head = job;
+    if (!q->tail) q->tail = job;
+    q->pending++;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
 int rd_workq_pending(rd_workq *q)
 {
     pthread_mutex_lock(&q->mu);

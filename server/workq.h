@@ -30,6 +30,9 @@ int rd_workq_new(rd_daemon *d, int nworkers, rd_workq **out, char *err, size_t e
 /* Queues a job (loop thread or any thread). After rd_workq_drain starts,
  * jobs still run: shutdown needs its release jobs to. */
 void rd_workq_submit(rd_workq *q, rd_job *job);
+/* Queues a job ahead of everything queued: for work whose lateness has a
+ * cost (lease renewals: a late one lets another node take a live task). */
+void rd_workq_submit_urgent(rd_workq *q, rd_job *job);
 /* Number of jobs queued or running. */
 int rd_workq_pending(rd_workq *q);
 /* Lets the workers finish every queued job, then joins them and frees. */
