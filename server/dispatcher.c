@@ -275,7 +275,9 @@ static void finish(attempt *a)
     list_remove(a->disp, a);
     a->disp->inflight--;
     atomic_fetch_sub(&a->disp->d->m.inflight, 1);
+    rd_dispatcher *disp = a->disp;
     attempt_free(a);
+    rd_scheduler_attempt_done(disp->d->sched);
 }
 
 static void record_done(rd_daemon *d, rd_job *job)
@@ -447,6 +449,30 @@ static void on_transfer_done(void *arg, CURL *easy, CURLcode result, long status
     submit_record(a);
 }
 
+/* The fixed request body of a dispatch target (docs/wire-format.md):
+ * {"task_id","group","scene","idempotency_key","attempt","args"}. args is
+ * spliced in as the stored text, so the endpoint receives exactly what the
+ * client shipped. malloc'd; NULL when out of memory. */
+static char *dispatch_body(const attempt *a, size_t *len)
+{
+    json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:i}", "task_id", (json_int_t)a->c.id, "group",
+                          a->task.group, "scene", a->task.scene, "idempotency_key",
+                          a->task.idempotency_key, "attempt", a->r.attempt);
+    char *head = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!head) return NULL;
+    const char *args = a->task.target.args ? a->task.target.args : "null";
+    size_t hl = strlen(head) - 1; /* without the closing brace */
+    size_t n = hl + strlen(",\"args\":") + strlen(args) + 1;
+    char *body = malloc(n + 1);
+    if (body) {
+        snprintf(body, n + 1, "%.*s,\"args\":%s}", (int)hl, head, args);
+        *len = n;
+    }
+    free(head);
+    return body;
+}
+
 static int build_request(attempt *a, char *err, size_t errsz)
 {
     const rt_http_target *t = &a->task.target;
@@ -487,6 +513,28 @@ static int build_request(attempt *a, char *err, size_t errsz)
         if (!nh) goto oom;
         h = nh;
     }
+    if (t->type == RT_TARGET_DISPATCH) {
+        /* A dispatch is a POST of a fixed JSON shape to the client's
+         * endpoint, with [dispatch] token as a bearer token when set. */
+        const char *tok = a->disp->d->cfg->dispatch_token;
+        char *auth = NULL;
+        if (tok) {
+            size_t n = strlen("Authorization: Bearer ") + strlen(tok) + 1;
+            if (!(auth = malloc(n))) goto oom;
+            snprintf(auth, n, "Authorization: Bearer %s", tok);
+        }
+        struct curl_slist *nh = curl_slist_append(h, "Content-Type: application/json");
+        if (nh) h = nh;
+        if (nh && auth) {
+            nh = curl_slist_append(h, auth);
+            if (nh) h = nh;
+        }
+        if (auth) {
+            memset(auth, 0, strlen(auth));
+            free(auth);
+        }
+        if (!nh) goto oom;
+    }
     /* No "Expect: 100-continue" round trip for bodies. */
     struct curl_slist *nh = curl_slist_append(h, "Expect:");
     if (!nh) goto oom;
@@ -503,7 +551,17 @@ static int build_request(attempt *a, char *err, size_t errsz)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "retryd/" RETRYD_VERSION);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (strcmp(t->method, "GET") == 0) {
+    if (t->type == RT_TARGET_DISPATCH) {
+        size_t len = 0;
+        char *body = dispatch_body(a, &len);
+        if (!body) {
+            snprintf(err, errsz, "out of memory building the dispatch body");
+            return -1; /* a->headers and a->easy are freed with the attempt */
+        }
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body); /* curl keeps a copy */
+        free(body);
+    } else if (strcmp(t->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
         if (strcmp(t->method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->method);

@@ -38,6 +38,7 @@ struct rd_scheduler {
     size_t nwakes;
     int busy;
     int stopped;
+    int room_limited;        /* the last claim was cut short by max_inflight */
     int failures;            /* consecutive failed claims */
     int64_t backoff_ms;      /* next delay while failing */
 };
@@ -110,6 +111,8 @@ static void claim_done(rd_daemon *d, rd_job *job)
     }
     int ok = job->rc == RD_STORE_OK;
     int full = ok && (int)cj->n == cj->limit;
+    /* A full claim whose size was set by the free slots: more may be due. */
+    s->room_limited = full && cj->limit < d->cfg->batch_size;
     int64_t covered = ok ? cj->now : 0;
     rd_claimed_free(cj->claimed, cj->n);
     for (size_t i = 0; i < cj->nskip; i++) free(cj->skip[i]);
@@ -134,6 +137,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     int room = d->cfg->max_inflight - rd_dispatcher_inflight(d->disp);
     int limit = room < d->cfg->batch_size ? room : d->cfg->batch_size;
     if (limit <= 0) {
+        s->room_limited = 1; /* rd_scheduler_attempt_done claims when room returns */
         schedule(s, d->cfg->scan_interval_ms);
         return;
     }
@@ -196,6 +200,18 @@ void rd_scheduler_wake_at(rd_scheduler *s, int64_t due_ms)
     /* +1 ms: libevent measures from its cached loop time, which can lag a
      * little; firing early would find the task not yet due. */
     schedule(s, due_ms - rt_now_ms() + 1);
+}
+
+void rd_scheduler_attempt_done(rd_scheduler *s)
+{
+    if (!s || !s->room_limited || s->busy || s->stopped) return;
+    const rd_config *c = s->d->cfg;
+    int cap = c->max_inflight < c->batch_size ? c->max_inflight : c->batch_size;
+    int want = cap / 4 > 1 ? cap / 4 : 1;
+    int room = c->max_inflight - rd_dispatcher_inflight(s->d->disp);
+    if (room < want) return;
+    s->room_limited = 0;
+    schedule(s, 0);
 }
 
 static void on_poke(evutil_socket_t fd, short what, void *arg)

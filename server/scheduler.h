@@ -23,6 +23,10 @@ typedef struct rd_scheduler rd_scheduler;
 rd_scheduler *rd_scheduler_new(rd_daemon *d);
 /* Claims no later than due_ms (wall clock, ms since the epoch). */
 void rd_scheduler_wake_at(rd_scheduler *s, int64_t due_ms);
+/* An attempt ended on this node (dispatcher). When the last claim was cut
+ * short by max_inflight, due tasks may be waiting for room: claim again once
+ * a quarter of the slots are free, instead of waiting for the scan. */
+void rd_scheduler_attempt_done(rd_scheduler *s);
 /* Claims as soon as possible. Thread-safe (the ingest thread calls it after
  * storing new tasks). */
 void rd_scheduler_poke(rd_scheduler *s);
