@@ -41,6 +41,7 @@ typedef enum rd_section {
     RDS_MYSQL,
     RDS_KAFKA,
     RDS_HTTP,
+    RDS_DISPATCH,
     RDS_SCHEDULER,
     RDS_POLICY, /* [scheduler] default_<key> and [scene:NAME] <key> */
     RDS_SCENE,  /* [scene:NAME] only */
@@ -142,6 +143,12 @@ static const rd_key keys[] = {
     {RDS_HTTP, "token", RDT_STRING, 0, 0, NULL, NULL, NULL, RDF_SECRET | RDF_EMPTY_NULL,
      CFG(http_token), 0, 0, NULL,
      "When set, requests to /api/ need the header \"Authorization: Bearer <token>\"."},
+
+    {RDS_DISPATCH, "token", RDT_STRING, 0, 0, NULL, NULL, NULL,
+     RDF_RELOADABLE | RDF_SECRET | RDF_EMPTY_NULL, CFG(dispatch_token), 0, 0, NULL,
+     "Shared secret sent to the dispatch endpoints of client applications (tasks with "
+     "target type dispatch) as \"Authorization: Bearer <token>\"; the same value as the "
+     "endpoint's retry_dispatch_conf.token. Unset = no Authorization header."},
 
     {RDS_SCHEDULER, "scan_interval_ms", RDT_MS, 10, 3600000, "1000", NULL, NULL,
      RDF_RELOADABLE, CFG(scan_interval_ms), 0, 0, NULL, "How often due tasks are looked for."},
@@ -272,6 +279,9 @@ static const struct {
      "Where retry tasks come from. Any other key in this section is passed to "
      "librdkafka unchanged, in the order given (e.g. security.protocol = ssl)."},
     {RDS_HTTP, "http", "RETRYD_HTTP_", "The management and ingest HTTP API."},
+    {RDS_DISPATCH, "dispatch", "RETRYD_DISPATCH_",
+     "Tasks whose target type is dispatch (docs/wire-format.md): retryd POSTs them to "
+     "the client library's dispatch endpoint."},
     {RDS_SCHEDULER, "scheduler", "RETRYD_SCHEDULER_",
      "Scanning for due tasks, and the default policy of tasks whose message and "
      "scene leave a field out (keys default_<field>)."},

@@ -54,6 +54,8 @@ typedef struct rd_config {
     /* [http] */
     char *http_listen;        /* listen (127.0.0.1:7788) */
     char *http_token;         /* token (NULL = no auth) */
+    /* [dispatch] */
+    char *dispatch_token;     /* token sent to dispatch endpoints (NULL = none) */
     /* [scheduler] */
     int64_t scan_interval_ms; /* 1000, 10..3600000 */
     int batch_size;           /* 500, 1..10000 */

@@ -324,6 +324,7 @@ void rt_task_free(rt_task *t)
     }
     free(t->target.headers);
     free(t->target.body);
+    free(t->target.args);
     free(t->callback_url);
     free(t->error_message);
     free(t->trace_id);
@@ -349,10 +350,107 @@ const char *rt_event_name(unsigned event_bit)
     }
 }
 
+/* ---- target.args (dispatch) ---- */
+
+/* Smallest %g precision that reads back as exactly m, so that 1.1 is written
+ * "1.1" rather than jansson's default "1.1000000000000001". */
+static int real_precision(double m)
+{
+    char tmp[40];
+    for (int p = 3; p < 17; p++) { /* 3: "100" rather than "1e+02" */
+        snprintf(tmp, sizeof tmp, "%.*g", p, m);
+        if (strtod(tmp, NULL) == m)
+            return p;
+    }
+    return 17;
+}
+
+/* The largest real_precision() of the reals inside v (depth-first), at
+ * least prec. jansson formats every real of one dump with one precision, so
+ * the largest one needed keeps them all exact. */
+static int json_precision(const json_t *v, int prec)
+{
+    if (json_is_real(v)) {
+        int p = real_precision(json_real_value(v));
+        return p > prec ? p : prec;
+    }
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            prec = json_precision(json_array_get(v, i), prec);
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *item;
+        json_object_foreach((json_t *)v, k, item)
+            prec = json_precision(item, prec);
+    }
+    return prec;
+}
+
+#define ARGS_DUMP_FLAGS (JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER)
+
+char *rt_json_dumps_exact(const json_t *v)
+{
+    return json_dumps(v, ARGS_DUMP_FLAGS | JSON_REAL_PRECISION(json_precision(v, 3)));
+}
+
+/* Parses target.args text (any JSON value, same rules as a message). NULL
+ * when it is not JSON. */
+static json_t *args_parse(const char *s)
+{
+    return json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+}
+
+static int check_args(errbuf *e, const char *s)
+{
+    if (strlen(s) > RT_TASK_MAX_BYTES)
+        return fail(e, "field 'target.args': must encode to at most %d bytes", RT_TASK_MAX_BYTES);
+    json_t *v = utf8_ok(s) ? args_parse(s) : NULL;
+    if (v == NULL)
+        return fail(e, "field 'target.args': must be JSON text");
+    json_decref(v);
+    return 0;
+}
+
+static int not_for_dispatch(errbuf *e, const char *field)
+{
+    return fail(e, "field 'target.%s': not allowed when target.type is \"dispatch\"", field);
+}
+
 /* ---- validation of a struct filled in C ---- */
+
+static int validate_dispatch_target(errbuf *e, const rt_http_target *tg)
+{
+    if (memchr(tg->method, '\0', sizeof tg->method) == NULL || strcmp(tg->method, "POST") != 0)
+        return not_for_dispatch(e, "method");
+    if (tg->url == NULL)
+        return required(e, "target.url");
+    if (check_url(e, "target.url", tg->url) != 0)
+        return -1;
+    if (tg->nheaders > 0)
+        return not_for_dispatch(e, "headers");
+    if (tg->body != NULL)
+        return not_for_dispatch(e, "body");
+    if (tg->args != NULL && check_args(e, tg->args) != 0)
+        return -1;
+    if (tg->timeout_ms < 1 || tg->timeout_ms > TIMEOUT_MAX_MS)
+        return bad_int(e, "target.timeout_ms", 1, TIMEOUT_MAX_MS);
+    return check_status_list(e, "target.success_status", tg->success_status,
+                             tg->nsuccess_status);
+}
+
+static int bad_target_type(errbuf *e)
+{
+    return fail(e, "field 'target.type': must be \"http\" or \"dispatch\"");
+}
 
 static int validate_target(errbuf *e, const rt_http_target *tg)
 {
+    if (tg->type == RT_TARGET_DISPATCH)
+        return validate_dispatch_target(e, tg);
+    if (tg->type != RT_TARGET_HTTP)
+        return bad_target_type(e);
+    if (tg->args != NULL)
+        return fail(e, "field 'target.args': only allowed when target.type is \"dispatch\"");
     if (memchr(tg->method, '\0', sizeof tg->method) == NULL ||
         check_method(e, tg->method) != 0)
         return check_method(e, NULL);
@@ -570,6 +668,38 @@ static int decode_headers(errbuf *e, json_t *h, rt_http_target *tg)
     return 0;
 }
 
+/* target.type "dispatch": url, args, timeout_ms, success_status. The HTTP
+ * fields are refused rather than ignored: a producer that sets them expects
+ * them to be sent, and retryd would not. */
+static int decode_dispatch_target(errbuf *e, json_t *o, rt_http_target *tg)
+{
+    long long x;
+    tg->type = RT_TARGET_DISPATCH;
+    static const char *const http_only[] = {"method", "headers", "body"};
+    for (size_t i = 0; i < sizeof http_only / sizeof http_only[0]; i++)
+        if (json_object_get(o, http_only[i]) != NULL)
+            return not_for_dispatch(e, http_only[i]);
+    if (take_required(e, o, "url", "target.url", check_target_url, &tg->url) != 0)
+        return -1;
+    json_t *args = json_object_get(o, "args");
+    if (args != NULL && !json_is_null(args)) {
+        tg->args = rt_json_dumps_exact(args);
+        if (tg->args == NULL)
+            return fail(e, "out of memory");
+        if (check_args(e, tg->args) != 0)
+            return -1;
+    }
+    int r = get_int(e, o, "timeout_ms", "target.timeout_ms", 1, TIMEOUT_MAX_MS, &x);
+    if (r < 0)
+        return -1;
+    if (r > 0)
+        tg->timeout_ms = x;
+    if (get_status_list(e, o, "success_status", "target.success_status", tg->success_status,
+                        &tg->nsuccess_status) < 0)
+        return -1;
+    return 0;
+}
+
 static int decode_target(errbuf *e, json_t *root, rt_http_target *tg)
 {
     json_t *o = json_object_get(root, "target");
@@ -583,8 +713,10 @@ static int decode_target(errbuf *e, json_t *root, rt_http_target *tg)
     const char *type = get_str(o, "type", &present);
     if (!present)
         return required(e, "target.type");
+    if (type != NULL && strcmp(type, "dispatch") == 0)
+        return decode_dispatch_target(e, o, tg);
     if (type == NULL || strcmp(type, "http") != 0)
-        return fail(e, "field 'target.type': must be \"http\"");
+        return bad_target_type(e);
 
     const char *method = get_str(o, "method", &present);
     if (present) {
@@ -867,21 +999,33 @@ static json_t *int_array(const int *v, size_t n, int *bad)
     return a;
 }
 
-/* Smallest %g precision that reads back as exactly m, so that 1.1 is written
- * "1.1" rather than jansson's default "1.1000000000000001". */
-static int real_precision(double m)
+/* A dispatch target; *args_prec receives the precision its reals need. */
+static json_t *encode_dispatch_target(const rt_http_target *tg, int *bad, int *args_prec)
 {
-    char tmp[40];
-    for (int p = 3; p < 17; p++) { /* 3: "100" rather than "1e+02" */
-        snprintf(tmp, sizeof tmp, "%.*g", p, m);
-        if (strtod(tmp, NULL) == m)
-            return p;
+    json_t *o = json_object();
+    put(o, "type", json_string("dispatch"), bad);
+    put(o, "url", json_string(tg->url), bad);
+    if (tg->args != NULL) {
+        json_t *a = args_parse(tg->args); /* validated: NULL only when out of memory */
+        if (a == NULL)
+            *bad = 1;
+        else if (json_is_null(a))
+            json_decref(a);
+        else {
+            *args_prec = json_precision(a, *args_prec);
+            put(o, "args", a, bad);
+        }
     }
-    return 17;
+    put(o, "timeout_ms", json_integer(tg->timeout_ms), bad);
+    if (tg->nsuccess_status > 0)
+        put(o, "success_status", int_array(tg->success_status, tg->nsuccess_status, bad), bad);
+    return o;
 }
 
-static json_t *encode_target(const rt_http_target *tg, int *bad)
+static json_t *encode_target(const rt_http_target *tg, int *bad, int *args_prec)
 {
+    if (tg->type == RT_TARGET_DISPATCH)
+        return encode_dispatch_target(tg, bad, args_prec);
     json_t *o = json_object();
     put(o, "type", json_string("http"), bad);
     put(o, "method", json_string(tg->method), bad);
@@ -938,6 +1082,7 @@ char *rt_task_encode(const rt_task *t, char *err, size_t errsz)
 {
     errbuf e = {err, errsz};
     int bad = 0;
+    int prec = 0; /* largest precision the reals need; 0 = no reals */
 
     if (rt_task_validate(t, err, errsz) != 0)
         return NULL;
@@ -946,7 +1091,7 @@ char *rt_task_encode(const rt_task *t, char *err, size_t errsz)
     put(root, "group", json_string(t->group), &bad);
     put(root, "scene", json_string(t->scene), &bad);
     put(root, "idempotency_key", json_string(t->idempotency_key), &bad);
-    put(root, "target", encode_target(&t->target, &bad), &bad);
+    put(root, "target", encode_target(&t->target, &bad, &prec), &bad);
     if (t->policy.set != 0)
         put(root, "policy", encode_policy(&t->policy, &bad), &bad);
     if (t->callback_url != NULL) {
@@ -987,11 +1132,22 @@ char *rt_task_encode(const rt_task *t, char *err, size_t errsz)
 
     char *s = NULL;
     if (!bad) {
-        int prec = (t->policy.set & RT_POL_MULTIPLIER) ? real_precision(t->policy.multiplier) : 17;
-        s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(prec));
+        if (t->policy.set & RT_POL_MULTIPLIER) {
+            int p = real_precision(t->policy.multiplier);
+            prec = p > prec ? p : prec;
+        }
+        s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                 JSON_REAL_PRECISION(prec > 0 ? prec : 17));
     }
     json_decref(root);
-    if (s == NULL)
+    if (s == NULL) {
         fail(&e, "out of memory");
+    } else if (strlen(s) > RT_TASK_MAX_BYTES) {
+        /* retryd would poison it: refuse it here, where the caller can act. */
+        fail(&e, "message: too large (%zu bytes encoded, limit %d)", strlen(s),
+             RT_TASK_MAX_BYTES);
+        free(s);
+        s = NULL;
+    }
     return s;
 }

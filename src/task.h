@@ -19,8 +19,13 @@
  *   with "[i]" for array items (e.g. "field 'owners[2]': ..."), and
  *   "field '<path>': required" for a missing required field. Fields are
  *   checked in the table's order and the first problem is reported.
- * Encoding is canonical: keys in the table's order, target.method and
- * target.timeout_ms always written, fields equal to their "absent" value
+ * - target.type "dispatch" (docs/wire-format.md): url, args (any JSON value),
+ *   timeout_ms and success_status; method, headers and body are refused.
+ *   args is kept as compact JSON text; a JSON null is the same as absent.
+ * Encoding is canonical: keys in the table's order, target.method (http) and
+ * target.timeout_ms always written, target.args written unless null, every
+ * real written with the fewest digits that read back exactly for all reals
+ * of the message, fields equal to their "absent" value
  * (see rt_task_init) omitted, policy fields written iff their RT_POL_* bit is
  * set, callback.on omitted when it holds all three events.
  */
@@ -48,6 +53,16 @@ typedef struct rt_header {
     char *value;
 } rt_header;
 
+/* target.type. A dispatch target (docs/wire-format.md) asks retryd to POST a
+ * fixed JSON body holding args to the client library's dispatch endpoint at
+ * url; it has no method, headers or body of its own. */
+typedef enum rt_target_type {
+    RT_TARGET_HTTP = 0,      /* "http" (rt_task_init's value) */
+    RT_TARGET_DISPATCH = 1   /* "dispatch" */
+} rt_target_type;
+
+/* The target of a task. For RT_TARGET_DISPATCH, method stays "POST",
+ * headers and body are empty, and args holds target.args. */
 typedef struct rt_http_target {
     char method[8];          /* GET POST PUT PATCH DELETE */
     char *url;               /* http:// or https:// */
@@ -57,6 +72,9 @@ typedef struct rt_http_target {
     int64_t timeout_ms;      /* default 10000 */
     int success_status[RT_MAX_STATUS_LIST]; /* empty = any 2xx */
     size_t nsuccess_status;
+    rt_target_type type;     /* default RT_TARGET_HTTP */
+    char *args;              /* dispatch: target.args as compact JSON text
+                              * (any JSON value); NULL = absent = null */
 } rt_http_target;
 
 /* Bits of rt_policy.set: which fields the message carried. Absent fields come
@@ -99,7 +117,7 @@ typedef struct rt_task {
     char *group;
     char *scene;
     char *idempotency_key;
-    rt_http_target target;        /* target.type is "http" in v1 */
+    rt_http_target target;        /* target.type "http" or "dispatch" */
     rt_policy policy;             /* policy.set == 0 when absent */
     char *callback_url;           /* NULL when no callback */
     unsigned callback_on;         /* RT_EVENT_* bits; default all three */
@@ -133,6 +151,14 @@ int rt_task_validate(const rt_task *t, char *err, size_t errsz);
 char *rt_task_encode(const rt_task *t, char *err, size_t errsz);
 
 void rt_task_free(rt_task *t);
+
+/* Compact JSON text of any jansson value (json_t *), keys in their order,
+ * every real with the fewest digits that read back exactly for all reals of
+ * the value (jansson uses one precision per dump). This is how target.args
+ * is kept, and how the dispatch endpoint hands args to a handler, so both
+ * see the same text. malloc'd; NULL when out of memory. */
+struct json_t;
+char *rt_json_dumps_exact(const struct json_t *v);
 
 /* Event names: "succeeded", "exhausted", "stopped". */
 const char *rt_event_name(unsigned event_bit);

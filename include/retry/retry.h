@@ -11,7 +11,9 @@
  *
  * Built today: synchronous calls, backoff with jitter, retry_on/stop_on,
  * deadline, recover, shipping over Kafka, the HTTP helper, async calls
- * (retry/async.h: retry_async_submit, RETRY_PENDING, worker threads).
+ * (retry/async.h: retry_async_submit, RETRY_PENDING, worker threads),
+ * calls that are not HTTP (retry/dispatch.h: a handler per scene, run
+ * locally and, through the client's dispatch endpoint, by retryd).
  * Not built yet (later issues): the
  * local spool that survives broker outages, scene policies and config files.
  *
@@ -28,5 +30,6 @@
 #include "http.h"
 #include "scene.h"
 #include "async.h"
+#include "dispatch.h"
 
 #endif

@@ -537,6 +537,134 @@ static void test_validate_rejections(void **state)
     rt_task_free(&t);
 }
 
+/* ---- dispatch targets built in C (docs/wire-format.md) ---- */
+
+static void fill_dispatch(rt_task *t)
+{
+    rt_task_init(t);
+    t->group = strdup("g");
+    t->scene = strdup("s");
+    t->idempotency_key = strdup("k");
+    t->target.type = RT_TARGET_DISPATCH;
+    t->target.url = strdup("http://127.0.0.1:7801/dispatch");
+}
+
+static void test_dispatch_validate(void **state)
+{
+    (void)state;
+    rt_task t;
+    char err[256] = "";
+
+    fill_dispatch(&t);
+    assert_int_equal(rt_task_validate(&t, err, sizeof err), 0);
+    t.target.args = strdup("{\"a\":1,\"a\":2}");
+    expect_invalid(&t, "field 'target.args': must be JSON text");
+    free(t.target.args);
+    t.target.args = strdup("{\"a\":");
+    expect_invalid(&t, "field 'target.args': must be JSON text");
+    free(t.target.args);
+    t.target.args = strdup("\"\xc3\x28\"");
+    expect_invalid(&t, "field 'target.args': must be JSON text");
+    free(t.target.args);
+    t.target.args = strdup(" [1, 2] ");
+    assert_int_equal(rt_task_validate(&t, err, sizeof err), 0);
+    strcpy(t.target.method, "PUT");
+    expect_invalid(&t, "field 'target.method': not allowed when target.type is \"dispatch\"");
+    strcpy(t.target.method, "POST");
+    t.target.body = strdup("b");
+    expect_invalid(&t, "field 'target.body': not allowed when target.type is \"dispatch\"");
+    free(t.target.body);
+    t.target.body = NULL;
+    t.target.type = RT_TARGET_HTTP;
+    expect_invalid(&t, "field 'target.args': only allowed when target.type is \"dispatch\"");
+    t.target.type = (rt_target_type)7;
+    expect_invalid(&t, "field 'target.type': must be \"http\" or \"dispatch\"");
+    t.target.type = RT_TARGET_DISPATCH;
+    free(t.target.url);
+    t.target.url = NULL;
+    expect_invalid(&t, "field 'target.url': required");
+    rt_task_free(&t);
+}
+
+/* args travel as text: spacing is normalised, key order kept, "null" is
+ * absent, and every real reads back exactly even when the message mixes
+ * reals needing few and many digits (jansson uses one precision per dump). */
+static void test_dispatch_encode(void **state)
+{
+    (void)state;
+    rt_task t, back;
+    char err[256] = "";
+
+    fill_dispatch(&t);
+    t.target.args = strdup("null");
+    char *s = rt_task_encode(&t, err, sizeof err);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"v\":1,\"group\":\"g\",\"scene\":\"s\",\"idempotency_key\":\"k\","
+                           "\"target\":{\"type\":\"dispatch\",\"url\":\"http://127.0.0.1:7801/"
+                           "dispatch\",\"timeout_ms\":10000}}");
+    free(s);
+    free(t.target.args);
+    t.target.args = strdup(" { \"z\" : [0.30000000000000004, 0.5], \"a\" : 1.1 } ");
+    t.policy.set = RT_POL_MULTIPLIER;
+    t.policy.multiplier = 1.5;
+    s = rt_task_encode(&t, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(rt_task_decode(s, strlen(s), &back, err, sizeof err), 0);
+    assert_int_equal(back.target.type, RT_TARGET_DISPATCH);
+    assert_true(back.policy.multiplier == 1.5);
+    /* Decoding re-dumps args with the precision its own reals need. */
+    assert_string_equal(back.target.args, "{\"z\":[0.30000000000000004,0.5],\"a\":1.1000000000000001}");
+    char *s2 = rt_task_encode(&back, err, sizeof err);
+    assert_non_null(s2);
+    assert_string_equal(s, s2);
+    free(s);
+    free(s2);
+    rt_task_free(&back);
+    /* Without a real needing 17 digits, reals stay short. */
+    free(t.target.args);
+    t.target.args = strdup("{\"a\":1.1,\"b\":[2.0,1e-7]}");
+    s = rt_task_encode(&t, err, sizeof err);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"args\":{\"a\":1.1,\"b\":[2.0,1e-7]}"));
+    assert_non_null(strstr(s, "\"multiplier\":1.5"));
+    free(s);
+    rt_task_free(&t);
+}
+
+/* The 1 MiB limit holds for encoding too: a task retryd would poison is
+ * refused where it is built. */
+static void test_dispatch_args_size(void **state)
+{
+    (void)state;
+    rt_task t;
+    char err[256] = "";
+    size_t n = RT_TASK_MAX_BYTES;
+
+    fill_dispatch(&t);
+    t.target.args = malloc(n + 1);
+    assert_non_null(t.target.args);
+    memset(t.target.args, ' ', n);
+    memcpy(t.target.args, "\"x\"", 3);
+    t.target.args[n] = '\0';
+    /* Padded text of exactly the limit is fine; it encodes small. */
+    assert_int_equal(rt_task_validate(&t, err, sizeof err), 0);
+    char *s = rt_task_encode(&t, err, sizeof err);
+    assert_non_null(s);
+    free(s);
+    /* A string that fills the limit makes the message too large. */
+    memset(t.target.args, 'a', n);
+    t.target.args[0] = '"';
+    t.target.args[n - 1] = '"';
+    assert_int_equal(rt_task_validate(&t, err, sizeof err), 0);
+    assert_null(rt_task_encode(&t, err, sizeof err));
+    assert_non_null(strstr(err, "message: too large ("));
+    t.target.args = realloc(t.target.args, n + 2);
+    memmove(t.target.args + 1, t.target.args, n + 1);
+    t.target.args[0] = ' ';
+    expect_invalid(&t, "field 'target.args': must encode to at most 1048576 bytes");
+    rt_task_free(&t);
+}
+
 /* ---- decode edge cases ---- */
 
 static const char MINIMAL[] = "{\"v\":1,\"group\":\"g\",\"scene\":\"s\",\"idempotency_key\":\"k\","
@@ -631,6 +759,9 @@ int main(void)
         cmocka_unit_test(test_minimal_task_from_c),
         cmocka_unit_test(test_validate_rejections),
         cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_dispatch_validate),
+        cmocka_unit_test(test_dispatch_encode),
+        cmocka_unit_test(test_dispatch_args_size),
         cmocka_unit_test(test_unterminated_buffer_and_odd_arguments),
         cmocka_unit_test(test_late_error_frees_everything),
         cmocka_unit_test(test_event_names),
