@@ -259,31 +259,35 @@ static void complete(struct rc_async *a, rc_atask *t)
 
 /* One step of a task on a worker: make the due attempt (unless the failure
  * in rc is still to be judged), judge it, then reschedule or complete.
- * With cut, the call is ended now as exhausted: the engine gets its last
- * failure back with no attempts left, so it ships and recovers exactly as
- * for a real exhaustion. */
+ * With cut, the call is ended now as exhausted. A retry already granted
+ * (judged) ends through rc_call_finish_exhausted(), so the failure is not
+ * judged again: should_retry is asked once per failure and on_failure fires
+ * once. A failure not judged yet (cut right after submit) is judged with no
+ * attempts left, so it ships and recovers as for a real exhaustion (or
+ * stops, when the policy says the code is not retryable). */
 static void run_task(struct rc_async *a, rc_atask *t, int cut)
 {
     retry_call_state *st = &t->st;
 
     if (cut) {
-        if (t->judged) {
-            /* retry_call_next() counted the attempt it scheduled; undo that
-             * and hand it the failure it judged last. */
-            st->attempt_--;
-            t->rc = st->last_code_;
-        }
-        st->max_attempts_ = st->attempt_;
         t->drained = 1;
         rc_log(a->client, RETRY_LOG_NOTICE,
                "scene %s: client destroyed, ending async call after %d attempt(s)",
                t->policy.scene != NULL ? t->policy.scene : "-", st->attempt_);
+        if (t->judged) {
+            rc_call_finish_exhausted(st);
+            complete(a, t);
+            return;
+        }
+        st->max_attempts_ = st->attempt_;
     } else if (t->judged) {
+        /* on_attempt fires now, when the attempt really starts. */
+        rc_call_attempt(st);
         t->rc = t->fn(t->ctx);
     }
     if (retry_call_next(st)) {
         /* Another attempt: retry_call_next() computed its delay and, with
-         * RC_FL_ASYNC, left the waiting to us. */
+         * RC_FL_ASYNC, left the waiting and the attempt to us. */
         int64_t delay = st->prev_delay_ms_ > 0 ? st->prev_delay_ms_ : 0;
         t->judged = 1;
         schedule(a, t, rt_mono_ms() + delay);

@@ -88,6 +88,20 @@ static void fire_failure(retry_call_state *st, int code, int64_t delay, retry_er
     rc_fire(st->client_, &st->eff_, RC_EV_FAILURE, &ev);
 }
 
+/* The task this call ships: its HTTP request (st->ship_) or its dispatch
+ * (kept in reserved_[0] by rc_call_begin_dispatch). */
+static retry_err task_json(const retry_call_state *st, const retry_policy *p, int code,
+                           const char *msg, int attempts, int64_t created_at, char **json,
+                           char *key, size_t keysz, char *err, size_t errsz)
+{
+    const rc_dispatch_ship *d = st->reserved_[0];
+    if (d != NULL)
+        return rc_dispatch_task_json(st->client_, p, d, code, msg, attempts, created_at, json,
+                                     key, keysz, err, errsz);
+    return rc_task_json(st->client_, p, st->ship_, code, msg, attempts, created_at, json, key,
+                        keysz, err, errsz);
+}
+
 static int finish(retry_call_state *st, retry_err outcome)
 {
     retry_client *c = st->client_;
@@ -106,8 +120,8 @@ static int finish(retry_call_state *st, retry_err outcome)
         retry_err e;
 
         describe(st, st->last_code_, msg, sizeof msg);
-        e = rc_task_json(c, p, st->ship_, st->last_code_, msg, st->attempt_,
-                         st->first_failure_ms_, &json, key, sizeof key, err, sizeof err);
+        e = task_json(st, p, st->last_code_, msg, st->attempt_, st->first_failure_ms_, &json,
+                      key, sizeof key, err, sizeof err);
         if (e == RETRY_OK)
             e = rc_produce(c, key, json, err, sizeof err);
         free(json);
@@ -155,15 +169,17 @@ static int finish(retry_call_state *st, retry_err outcome)
     return 0;
 }
 
-retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
-                                const retry_policy *policy, int *rc, retry_err *outcome,
-                                const retry_http_request *ship, int (*classify)(int code))
+static retry_call_state *call_begin(retry_call_state *st, retry_client *client,
+                                    const retry_policy *policy, int *rc, retry_err *outcome,
+                                    const retry_http_request *ship,
+                                    const rc_dispatch_ship *dship, int (*classify)(int code))
 {
     const char *problem;
     memset(st, 0, sizeof *st);
     st->client_ = client;
     st->policy_ = policy;
     st->ship_ = ship;
+    st->reserved_[0] = (void *)dship;
     st->classify_ = classify;
     st->rc_ = rc;
     st->outcome_ = outcome;
@@ -191,13 +207,14 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
             st->flags_ |= RC_FL_DISABLED;
             st->max_attempts_ = 1;
         }
-        if (client->rk != NULL && client->enabled && st->eff_.send_queue && ship != NULL) {
+        if (client->rk != NULL && client->enabled && st->eff_.send_queue &&
+            (ship != NULL || dship != NULL)) {
             /* Build the task once now, so that anything that would stop it
              * from being shipped is reported before the first attempt. */
             char key[RC_MSG_KEY_MAX], err[512];
             char *json = NULL;
-            retry_err e = rc_task_json(client, &st->eff_, ship, 1, "dry run", 1, 1, &json,
-                                       key, sizeof key, err, sizeof err);
+            retry_err e = task_json(st, &st->eff_, 1, "dry run", 1, 1, &json, key, sizeof key,
+                                    err, sizeof err);
             free(json);
             if (e != RETRY_OK) {
                 rc_log(client, RETRY_LOG_ERR, "call cannot be shipped: %s", err);
@@ -223,6 +240,21 @@ invalid:
     return st;
 }
 
+retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
+                                const retry_policy *policy, int *rc, retry_err *outcome,
+                                const retry_http_request *ship, int (*classify)(int code))
+{
+    return call_begin(st, client, policy, rc, outcome, ship, NULL, classify);
+}
+
+retry_call_state *rc_call_begin_dispatch(retry_call_state *st, retry_client *client,
+                                         const retry_policy *policy, int *rc,
+                                         retry_err *outcome, const rc_dispatch_ship *d,
+                                         int (*classify)(int code))
+{
+    return call_begin(st, client, policy, rc, outcome, NULL, d, classify);
+}
+
 RETRY_API retry_call_state *retry_call_begin(retry_call_state *st, retry_client *client,
                                              const retry_policy *policy, int *rc,
                                              retry_err *outcome)
@@ -241,7 +273,9 @@ int64_t rc_call_deadline(const retry_call_state *st)
     return st->deadline_ms_;
 }
 
-static int64_t next_delay(retry_call_state *st)
+/* The backoff delay of the next attempt, ms. *hinted is set when a
+ * server's Retry-After made it longer than the backoff alone (*backoff). */
+static int64_t next_delay(retry_call_state *st, int *hinted, int64_t *backoff)
 {
     const retry_policy *p = &st->eff_;
     retry_client *c = st->client_;
@@ -272,14 +306,21 @@ static int64_t next_delay(retry_call_state *st)
     rng.state = st->rng_;
     d = rt_backoff_delay_ex(&b, (unsigned)st->attempt_, st->prev_delay_ms_, &st->v2_prev_, &rng);
     st->rng_ = rng.state;
+    *hinted = 0;
+    *backoff = d;
     if (st->hint_delay_ms_ >= 0) {
         /* The server asked for a pause (Retry-After): honoured when longer
-         * than the backoff, capped by max_delay_ms, as retryd does. */
+         * than the backoff, capped by max_delay_ms as retryd does, or by
+         * RETRY_RETRY_AFTER_MAX_MS without one, so that a bogus header
+         * cannot put a thread to sleep for years. */
         int64_t h = st->hint_delay_ms_;
-        if (p->max_delay_ms > 0 && h > p->max_delay_ms)
-            h = p->max_delay_ms;
-        if (h > d)
+        int64_t cap = p->max_delay_ms > 0 ? p->max_delay_ms : RETRY_RETRY_AFTER_MAX_MS;
+        if (h > cap)
+            h = cap;
+        if (h > d) {
             d = h;
+            *hinted = 1;
+        }
         st->hint_delay_ms_ = -1;
     }
     st->prev_delay_ms_ = d;
@@ -290,8 +331,8 @@ int rc_call_judge(retry_call_state *st, int64_t *delay_ms)
 {
     retry_client *c = st->client_;
     const retry_policy *p = &st->eff_;
-    int code, stop;
-    int64_t delay;
+    int code, stop, hinted;
+    int64_t delay, backoff;
 
     if (st->phase_ != PH_RUNNING)
         return 0;
@@ -321,10 +362,16 @@ int rc_call_judge(retry_call_state *st, int64_t *delay_ms)
         fire_failure(st, code, -1, RETRY_ERR_EXHAUSTED);
         return finish(st, RETRY_ERR_EXHAUSTED);
     }
-    delay = next_delay(st);
+    delay = next_delay(st, &hinted, &backoff);
     if (st->deadline_ms_ > 0 && rc_now_ms(c) + delay >= st->deadline_ms_) {
-        fire_failure(st, code, -1, RETRY_ERR_DEADLINE);
-        return finish(st, RETRY_ERR_DEADLINE);
+        /* When only the server's Retry-After reaches past the deadline, the
+         * call is over locally but not hopeless: it ends exhausted (and is
+         * shipped when the policy ships), for retryd to wait the pause. */
+        retry_err why = hinted && rc_now_ms(c) + backoff < st->deadline_ms_
+                            ? RETRY_ERR_EXHAUSTED
+                            : RETRY_ERR_DEADLINE;
+        fire_failure(st, code, -1, why);
+        return finish(st, why);
     }
     if (!rc_budget_take(c)) {
         fire_failure(st, code, -1, RETRY_ERR_BUDGET);
@@ -333,6 +380,20 @@ int rc_call_judge(retry_call_state *st, int64_t *delay_ms)
     fire_failure(st, code, delay, RETRY_OK);
     *delay_ms = delay;
     return 1;
+}
+
+void rc_call_attempt(retry_call_state *st)
+{
+    st->attempt_++;
+    fire_simple(st, RC_EV_ATTEMPT, 0, RETRY_OK);
+}
+
+void rc_call_finish_exhausted(retry_call_state *st)
+{
+    if (st->phase_ != PH_RUNNING)
+        return;
+    *st->rc_ = st->last_code_;
+    finish(st, RETRY_ERR_EXHAUSTED);
 }
 
 RETRY_API int retry_call_next(retry_call_state *st)
@@ -349,10 +410,12 @@ RETRY_API int retry_call_next(retry_call_state *st)
     if (!rc_call_judge(st, &delay))
         return 0;
     /* An async call (client/async.c) waits on its workers' timer instead
-     * (the delay is left in prev_delay_ms_). */
-    if (!(st->flags_ & RC_FL_ASYNC) && (delay > 0 || (c != NULL && c->sleep_fn != NULL)))
+     * (the delay is left in prev_delay_ms_), and starts the attempt with
+     * rc_call_attempt() when it is due. */
+    if (st->flags_ & RC_FL_ASYNC)
+        return 1;
+    if (delay > 0 || (c != NULL && c->sleep_fn != NULL))
         rc_sleep_ms(c, delay);
-    st->attempt_++;
-    fire_simple(st, RC_EV_ATTEMPT, 0, RETRY_OK);
+    rc_call_attempt(st);
     return 1;
 }

@@ -127,7 +127,7 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         atomic_fetch_add(&c->delivery_failed, 1);
-        if (c->spool != NULL) {
+        if (c->spool != NULL && !rc_kafka_err_permanent(m->err)) {
             char why[256], err[512];
 
             snprintf(why, sizeof why, "failed delivery to topic %s (%s)", c->topic,
@@ -139,8 +139,9 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             return;
         }
         atomic_fetch_add(&c->lost, 1);
-        rc_log(c, RETRY_LOG_ERR, "task %.*s failed delivery to topic %s: %s (no spool: lost)",
-               (int)m->key_len, (const char *)m->key, c->topic, rd_kafka_err2str(m->err));
+        rc_log(c, RETRY_LOG_ERR, "task %.*s failed delivery to topic %s: %s (%s: lost)",
+               (int)m->key_len, (const char *)m->key, c->topic, rd_kafka_err2str(m->err),
+               c->spool == NULL ? "no spool" : "a permanent error, not spooled");
     } else {
         atomic_fetch_add(&c->delivered, 1);
         rc_log(c, RETRY_LOG_DEBUG, "task %.*s delivered to %s [%d] at offset %lld",
@@ -357,8 +358,12 @@ RETRY_API retry_err retry_client_flush(retry_client *c, int timeout_ms)
     }
     if (c->spool != NULL)
         rc_spool_compact(c->spool);
+    /* Only ever raised: two flushes at once must not move it back (and
+     * report the same loss twice). */
     failed = atomic_load(&c->lost);
-    seen = atomic_exchange(&c->failed_reported, failed);
+    seen = atomic_load(&c->failed_reported);
+    while (seen < failed && !atomic_compare_exchange_weak(&c->failed_reported, &seen, failed))
+        ;
     if (failed > seen)
         return RETRY_ERR_KAFKA;
     if (c->spool != NULL) {
@@ -379,7 +384,9 @@ RETRY_API void retry_client_destroy(retry_client *c)
 {
     if (c == NULL)
         return;
-    /* First: draining async calls may ship tasks, flushed below. */
+    /* First the dispatch endpoint, so that no handler runs during the rest;
+     * then draining async calls may ship tasks, flushed below. */
+    rc_dispatch_free(c);
     rc_async_drain(c);
     if (c->rk != NULL) {
         int left, i;
@@ -432,6 +439,26 @@ RETRY_API void retry_client_stats(const retry_client *c, retry_stats *out)
                  out->budget_denied;
 }
 
+int rc_kafka_err_permanent(rd_kafka_resp_err_t err)
+{
+    /* Errors about the message itself. Anything else (queue full, brokers
+     * down, timeouts, unknown topic or partition while metadata is missing,
+     * a fatal producer error that a restart clears, and errors this list
+     * does not know) is transient: a kept task can still be rejected later,
+     * a dropped one is gone. */
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 retry_err rc_produce(retry_client *c, const char *key, const char *json, char *err, size_t errsz)
 {
     rd_kafka_resp_err_t kerr;
@@ -448,16 +475,24 @@ retry_err rc_produce(retry_client *c, const char *key, const char *json, char *e
         rd_kafka_poll(c->rk, 100);
     }
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (c->spool != NULL) {
+        int permanent = rc_kafka_err_permanent(kerr);
+        retry_err e;
+
+        if (c->spool != NULL && !permanent) {
             char why[256];
 
             snprintf(why, sizeof why, "could not be queued for topic %s (%s)", c->topic,
                      rd_kafka_err2str(kerr));
-            return rc_spool_keep(c->spool, key, strlen(key), json, strlen(json), why, err,
-                                 errsz);
+            e = rc_spool_keep(c->spool, key, strlen(key), json, strlen(json), why, err, errsz);
+            if (e != RETRY_OK)
+                atomic_fetch_add(&c->lost, 1); /* spool full or I/O error */
+            return e;
         }
-        snprintf(err, errsz, "cannot queue task %s for topic %s: %s", key, c->topic,
-                 rd_kafka_err2str(kerr));
+        /* A permanent error is not spooled: the task could never leave it. */
+        snprintf(err, errsz, "cannot queue task %s for topic %s: %s%s", key, c->topic,
+                 rd_kafka_err2str(kerr),
+                 c->spool != NULL ? " (a permanent error: not spooled, lost)" : "");
+        atomic_fetch_add(&c->lost, 1);
         return RETRY_ERR_KAFKA;
     }
     rd_kafka_poll(c->rk, 0);

@@ -45,6 +45,8 @@ struct retry_client {
      * could not keep them. retry_client_flush() reports new ones. */
     atomic_uint_fast64_t lost;
     struct rc_spool *spool; /* spool.h; NULL without spool_path */
+    /* dispatch.c: scene handlers and the endpoint; created on first use. */
+    struct rc_dispatch *_Atomic dispatch;
 };
 
 /* Formats and passes one message to the client's log_cb; nothing when the
@@ -68,7 +70,18 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
 #define RC_FL_SHIPPED 0x4u   /* the task was handed to the producer */
 #define RC_FL_RECOVERED 0x8u /* recover ran; *rc holds its value */
 #define RC_FL_ASYNC 0x10u    /* async.c: retry_call_next() does not wait the
-                              * delay (left in prev_delay_ms_), the caller does */
+                              * delay (left in prev_delay_ms_) nor start the
+                              * next attempt: the caller does, then calls
+                              * rc_call_attempt() right before it */
+
+/* Starts the next attempt of a call: counts it and fires on_attempt. */
+void rc_call_attempt(retry_call_state *st);
+
+/* Ends a running call whose last failure was judged retryable (a retry is
+ * pending) as RETRY_ERR_EXHAUSTED at once: ships (when the policy ships),
+ * recovers, counts, writes *rc and *outcome; the failure is not judged or
+ * reported again. Used by async.c's drain. (call.c) */
+void rc_call_finish_exhausted(retry_call_state *st);
 
 /* Judges the attempt whose code is in *st->rc_ without waiting: returns 1
  * when another attempt is due after *delay_ms (st->attempt_ not yet
@@ -77,7 +90,9 @@ retry_call_state *rc_call_begin(retry_call_state *st, retry_client *client,
 int rc_call_judge(retry_call_state *st, int64_t *delay_ms);
 
 /* A server's wish for the next delay (Retry-After), ms; used once by the
- * next judgement, capped by max_delay_ms, when longer than the backoff. */
+ * next judgement, capped by max_delay_ms (RETRY_RETRY_AFTER_MAX_MS when 0),
+ * when longer than the backoff. When only the wish reaches past the call's
+ * deadline, the call ends exhausted (shipped when it ships). */
 void rc_call_hint_delay(retry_call_state *st, int64_t ms);
 
 /* The call's effective deadline (earlier of deadline_ms and the start plus
@@ -112,12 +127,47 @@ retry_err rc_task_json(const retry_client *c, const retry_policy *p,
                        int local_attempts, int64_t created_at, char **json, char *key,
                        size_t keysz, char *err, size_t errsz);
 
+/* What a dispatch call ships when exhausted (dispatch.c, ship.c): a task
+ * with target type dispatch to the client's advertised endpoint. */
+typedef struct rc_dispatch_ship {
+    const char *url;             /* the endpoint's advertise URL */
+    const char *args;            /* JSON text, NULL = null */
+    const char *idempotency_key; /* resolved, 1..191 bytes */
+    int64_t timeout_ms;          /* target.timeout_ms */
+} rc_dispatch_ship;
+
+/* rc_task_json for a dispatch call (ship.c). */
+retry_err rc_dispatch_task_json(const retry_client *c, const retry_policy *p,
+                                const rc_dispatch_ship *d, int error_code,
+                                const char *error_message, int local_attempts,
+                                int64_t created_at, char **json, char *key, size_t keysz,
+                                char *err, size_t errsz);
+
+/* rc_call_begin for a dispatch call: exhaustion ships d (borrowed for the
+ * whole call) instead of an HTTP request. (call.c) */
+retry_call_state *rc_call_begin_dispatch(retry_call_state *st, retry_client *client,
+                                         const retry_policy *policy, int *rc,
+                                         retry_err *outcome, const rc_dispatch_ship *d,
+                                         int (*classify)(int code));
+
+/* Stops the dispatch endpoint and frees the handlers (dispatch.c); called
+ * first by retry_client_destroy(). Nothing when dispatch was never used. */
+void rc_dispatch_free(retry_client *c);
+
 /* Hands one encoded task to the producer (client.c). When the producer
- * refuses it and the client has a spool, the task is spooled instead:
- * RETRY_OK once it is on disk, RETRY_ERR_KAFKA when the spool cannot keep
- * it. The message's msg_opaque is NULL: non-NULL ones are spool replays. */
+ * refuses it with a transient error and the client has a spool, the task is
+ * spooled instead: RETRY_OK once it is on disk. RETRY_ERR_KAFKA (and the
+ * task counted in lost) when it is refused for good (rc_kafka_err_permanent),
+ * refused with no spool, or the spool cannot keep it. The message's
+ * msg_opaque is NULL: non-NULL ones are spool replays. */
 retry_err rc_produce(retry_client *c, const char *key, const char *json, char *err,
                      size_t errsz);
+
+/* 1 when a produce or delivery error can never succeed for this message,
+ * whatever the brokers' state (e.g. larger than message.max.bytes): such a
+ * task is not spooled, and a spooled one is moved to <spool>.rejected.
+ * Every other error counts as transient. (client.c) */
+int rc_kafka_err_permanent(rd_kafka_resp_err_t err);
 
 /* Ends the client's async calls and stops its workers (async.c); called
  * first by retry_client_destroy(). Nothing when async was never used. */

@@ -229,3 +229,71 @@ out:
     rt_task_free(&t);
     return e;
 }
+
+/* The task of an exhausted dispatch call (retry/dispatch.h): target type
+ * dispatch to the client's endpoint, args as given, everything else as for
+ * an HTTP call. */
+retry_err rc_dispatch_task_json(const retry_client *c, const retry_policy *p,
+                                const rc_dispatch_ship *d, int error_code,
+                                const char *error_message, int local_attempts,
+                                int64_t created_at, char **json, char *key, size_t keysz,
+                                char *err, size_t errsz)
+{
+    retry_err e = RETRY_ERR_NOMEM;
+    rt_task t;
+
+    *json = NULL;
+    err[0] = '\0';
+    if (p->scene == NULL) {
+        snprintf(err, errsz, "a dispatch call needs a scene");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    if (d->url == NULL) {
+        snprintf(err, errsz, "the dispatch endpoint does not run (retry_dispatch_serve), so "
+                             "retryd could not reach the handler (or set send_queue = 0)");
+        return RETRY_ERR_INVALID_ARG;
+    }
+    rt_task_init(&t);
+    t.group = strdup(c->group);
+    t.scene = strdup(p->scene);
+    t.idempotency_key = strdup(d->idempotency_key);
+    t.target.type = RT_TARGET_DISPATCH;
+    t.target.url = strdup(d->url);
+    t.target.args = d->args != NULL ? strdup(d->args) : NULL;
+    t.target.timeout_ms = d->timeout_ms;
+    if (p->deadline_ms > 0) {
+        t.policy.set |= RT_POL_DEADLINE;
+        t.policy.deadline = p->deadline_ms;
+    }
+    /* The endpoint answers 422 for RETRY_DISPATCH_STOP and 400 for a body it
+     * cannot read: neither gets better by retrying. */
+    t.policy.set |= RT_POL_STOP_ON_STATUS;
+    t.policy.stop_on_status[0] = 400;
+    t.policy.stop_on_status[1] = 422;
+    t.policy.nstop_on_status = 2;
+    t.callback_url = p->callback_url != NULL ? strdup(p->callback_url) : NULL;
+    t.has_error = 1;
+    t.error_code = error_code;
+    t.error_message = strdup(error_message);
+    t.local_attempts = local_attempts;
+    t.created_at = created_at;
+    if (t.group == NULL || t.scene == NULL || t.idempotency_key == NULL || t.target.url == NULL ||
+        (d->args != NULL && t.target.args == NULL) ||
+        (p->callback_url != NULL && t.callback_url == NULL) || t.error_message == NULL) {
+        snprintf(err, errsz, "out of memory building the task");
+        goto out;
+    }
+    *json = rt_task_encode(&t, err, errsz);
+    if (*json == NULL) {
+        if (err[0] == '\0')
+            snprintf(err, errsz, "out of memory encoding the task");
+        else
+            e = RETRY_ERR_INVALID_ARG;
+        goto out;
+    }
+    snprintf(key, keysz, "%s/%s", c->group, d->idempotency_key);
+    e = RETRY_OK;
+out:
+    rt_task_free(&t);
+    return e;
+}

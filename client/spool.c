@@ -9,6 +9,11 @@
  * the new file, both whole. An exclusive flock() keeps a second client (in
  * this or another process) off the same file.
  *
+ * A task Kafka refuses for good on replay (rc_kafka_err_permanent, e.g.
+ * larger than message.max.bytes) is moved to "<path>.rejected", a file in
+ * the same format (header, then records; appended and fsync'd), so that it
+ * neither blocks the spool forever nor disappears.
+ *
  * Delivery is at-least-once: a crash after Kafka acknowledged a replay but
  * before the compaction re-sends that record on the next start; retryd's
  * idempotency-key dedupe makes the duplicate harmless.
@@ -41,6 +46,7 @@ struct rc_spool {
     retry_client *c;
     char *path;
     char *tmp_path;
+    char *rejected_path;
     int fd;
     uint64_t max_bytes;
     pthread_mutex_t mu; /* guards everything below but the atomics */
@@ -53,7 +59,7 @@ struct rc_spool {
     size_t bufcap;
     /* Mirrors for lock-free reads (stats, the ship path's "anything to do?"). */
     atomic_uint_fast64_t pending_hint, bytes, records;
-    atomic_uint_fast64_t spooled, replayed, dropped;
+    atomic_uint_fast64_t spooled, replayed, dropped, rejected, skipped_bytes;
 };
 
 static int read_full(int fd, void *buf, size_t n, uint64_t off)
@@ -186,58 +192,135 @@ static int open_locked(const char *path, char *err, size_t errsz)
     return -1;
 }
 
-/* Reads every whole, valid record after the header. A torn or corrupt
- * record ends the readable part: the bytes from there on are logged and cut
- * off, so that the next append lands on a record boundary. */
+/* Reads and checks the record at off (fsize bytes in the file) into
+ * s->buf. Returns RC_REC_OK with its length in *total, RC_REC_TORN or
+ * RC_REC_BAD; -1 on a read error (errno set), -2 when out of memory. */
+static int read_record(rc_spool *s, uint64_t off, uint64_t fsize, size_t *total)
+{
+    unsigned char hdr[RC_SPOOL_REC_HDR_LEN];
+    uint64_t avail = fsize - off;
+    size_t n = avail < sizeof hdr ? (size_t)avail : sizeof hdr;
+    const unsigned char *key, *value;
+    uint32_t klen, vlen;
+    rc_rec_status st;
+
+    if (read_full(s->fd, hdr, n, off) != 0)
+        return -1;
+    st = rc_spool_rec_lengths(hdr, n, &klen, &vlen);
+    if (st != RC_REC_OK)
+        return (int)st;
+    *total = RC_SPOOL_REC_HDR_LEN + (size_t)klen + (size_t)vlen;
+    if (*total > avail)
+        return RC_REC_TORN;
+    if (grow_buf(s, *total) != 0)
+        return -2;
+    if (read_full(s->fd, s->buf, *total, off) != 0)
+        return -1;
+    return (int)rc_spool_rec_decode(s->buf, *total, &key, &klen, &value, &vlen, total);
+}
+
+/* After a bad record at from - 1: the offset of the next whole, valid
+ * record (a "RREC" whose record decodes, CRC included) in *next, or fsize
+ * when none follows. Returns 0, or read_record()'s -1 / -2. */
+static int find_next_record(rc_spool *s, uint64_t from, uint64_t fsize, uint64_t *next)
+{
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *chunk = malloc(CHUNK);
+    uint64_t pos = from;
+    int r = 0;
+
+    if (chunk == NULL)
+        return -2;
+    *next = fsize;
+    while (pos + RC_SPOOL_REC_HDR_LEN <= fsize) {
+        size_t n = fsize - pos < CHUNK ? (size_t)(fsize - pos) : CHUNK;
+        size_t i, total;
+
+        if (read_full(s->fd, chunk, n, pos) != 0) {
+            r = -1;
+            goto out;
+        }
+        for (i = 0; i + 4 <= n; i++) {
+            if (memcmp(chunk + i, "RREC", 4) != 0)
+                continue;
+            r = read_record(s, pos + i, fsize, &total);
+            if (r < 0)
+                goto out;
+            if (r == RC_REC_OK) {
+                *next = pos + i;
+                r = 0;
+                goto out;
+            }
+        }
+        if (n < CHUNK)
+            break;
+        pos += n - 3; /* a magic split across two chunks is seen in the next */
+    }
+    r = 0;
+out:
+    free(chunk);
+    return r;
+}
+
+/* Reads every whole, valid record after the header. A bad record (torn,
+ * bad magic, impossible length or CRC mismatch) followed by a valid one is
+ * skipped, loudly: its bytes are left in the file (the next compaction
+ * drops them) and every record after it is kept. A bad record with nothing
+ * valid after it is a torn or corrupt tail (an append cut short by a
+ * crash): logged and cut off, so that the next append lands on a record
+ * boundary. Valid records are never cut. */
 static retry_err load(rc_spool *s, uint64_t fsize, char *err, size_t errsz)
 {
-    uint64_t off = RC_SPOOL_HEADER_LEN;
+    uint64_t off = RC_SPOOL_HEADER_LEN, end = fsize, skipped = 0;
     const char *what = NULL;
 
     while (off < fsize) {
-        unsigned char hdr[RC_SPOOL_REC_HDR_LEN];
-        uint64_t avail = fsize - off;
-        size_t n = avail < sizeof hdr ? (size_t)avail : sizeof hdr;
-        const unsigned char *key, *value;
-        uint32_t klen, vlen;
         size_t total;
-        rc_rec_status st;
+        uint64_t next;
+        int bad, r = read_record(s, off, fsize, &total);
 
-        if (read_full(s->fd, hdr, n, off) != 0)
+        if (r == -1)
             goto io;
-        st = rc_spool_rec_lengths(hdr, n, &klen, &vlen);
-        if (st == RC_REC_OK) {
-            total = RC_SPOOL_REC_HDR_LEN + (size_t)klen + (size_t)vlen;
-            if (total > avail) {
-                st = RC_REC_TORN;
-            } else {
-                if (grow_buf(s, total) != 0)
-                    goto nomem;
-                if (read_full(s->fd, s->buf, total, off) != 0)
-                    goto io;
-                st = rc_spool_rec_decode(s->buf, total, &key, &klen, &value, &vlen, &total);
-            }
+        if (r == -2)
+            goto nomem;
+        if (r == RC_REC_OK) {
+            if (push_entry(s, off, (uint32_t)total) != 0)
+                goto nomem;
+            off += total;
+            continue;
         }
-        if (st != RC_REC_OK) {
-            what = st == RC_REC_TORN ? "torn" : "corrupt";
+        bad = r;
+        r = find_next_record(s, off + 1, fsize, &next);
+        if (r == -1)
+            goto io;
+        if (r == -2)
+            goto nomem;
+        if (next >= fsize) {
+            what = bad == RC_REC_TORN ? "torn" : "corrupt";
+            end = off;
             break;
         }
-        if (push_entry(s, off, (uint32_t)total) != 0)
-            goto nomem;
-        off += total;
+        rc_log(s->c, RETRY_LOG_ERR,
+               "spool %s: corrupt record at offset %" PRIu64 ": skipped %" PRIu64
+               " byte(s) up to the next valid record at offset %" PRIu64
+               " (the task(s) in them are lost); the records after it are kept",
+               s->path, off, next - off, next);
+        skipped += next - off;
+        off = next;
     }
+    atomic_store(&s->skipped_bytes, (uint_fast64_t)skipped);
     if (what != NULL) {
         rc_log(s->c, RETRY_LOG_WARNING,
                "spool %s: %s record at offset %" PRIu64 ": ignoring its last %" PRIu64
                " byte(s) (an append cut short by a crash?); %zu record(s) kept",
-               s->path, what, off, fsize - off, s->n);
-        if (ftruncate(s->fd, (off_t)off) != 0 || fdatasync(s->fd) != 0) {
+               s->path, what, end, fsize - end, s->n);
+        if (ftruncate(s->fd, (off_t)end) != 0 || fdatasync(s->fd) != 0) {
             snprintf(err, errsz, "cannot cut the %s tail off spool %s: %s", what, s->path,
                      strerror(errno));
             return RETRY_ERR_INVALID_ARG;
         }
     }
-    s->size = off;
+    s->size = end;
     return RETRY_OK;
 io:
     snprintf(err, errsz, "cannot read spool %s: %s", s->path, strerror(errno));
@@ -284,6 +367,7 @@ static void spool_free(rc_spool *s)
     free(s->buf);
     free(s->path);
     free(s->tmp_path);
+    free(s->rejected_path);
     free(s);
 }
 
@@ -307,13 +391,17 @@ retry_err rc_spool_open(retry_client *c, const char *path, uint64_t max_bytes, r
     s->next_id = 1;
     s->path = strdup(path);
     s->tmp_path = malloc(plen + 5);
-    if (pthread_mutex_init(&s->mu, NULL) != 0 || s->path == NULL || s->tmp_path == NULL) {
+    s->rejected_path = malloc(plen + 10);
+    if (pthread_mutex_init(&s->mu, NULL) != 0 || s->path == NULL || s->tmp_path == NULL ||
+        s->rejected_path == NULL) {
         spool_free(s);
         snprintf(err, errsz, "out of memory allocating the spool");
         return RETRY_ERR_NOMEM;
     }
     memcpy(s->tmp_path, path, plen);
     memcpy(s->tmp_path + plen, ".tmp", 5);
+    memcpy(s->rejected_path, path, plen);
+    memcpy(s->rejected_path + plen, ".rejected", 10);
     s->fd = open_locked(path, err, errsz);
     if (s->fd < 0) {
         spool_free(s);
@@ -502,6 +590,53 @@ retry_err rc_spool_keep(rc_spool *s, const char *key, size_t klen, const void *v
     return ok ? RETRY_OK : RETRY_ERR_KAFKA;
 }
 
+/* Moves the record of e, whose bytes are in s->buf, to rejected_path
+ * (created with a spool header when new; appended and fsync'd) and marks it
+ * for compaction. Called with mu held after Kafka refused the record for
+ * good (kerr). On an I/O error the record stays pending: it is never
+ * dropped. Returns 1 when moved. */
+static int reject_locked(rc_spool *s, sp_entry *e, rd_kafka_resp_err_t kerr)
+{
+    const unsigned char *key = s->buf + RC_SPOOL_REC_HDR_LEN;
+    uint32_t klen = (uint32_t)s->buf[4] | (uint32_t)s->buf[5] << 8 |
+                    (uint32_t)s->buf[6] << 16 | (uint32_t)s->buf[7] << 24;
+    struct stat st;
+    int fd, created = 0, ok = 0;
+
+    fd = open(s->rejected_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        ok = 1;
+        if (st.st_size == 0) {
+            unsigned char hdr[RC_SPOOL_HEADER_LEN];
+
+            rc_spool_header_encode(hdr);
+            created = 1;
+            ok = write(fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr;
+        }
+        /* O_APPEND: the record lands at the end whatever pwrite's offset. */
+        ok = ok && write_full(fd, s->buf, e->len, 0) == 0 && fdatasync(fd) == 0 &&
+             (!created || fsync_dir(s->rejected_path) == 0);
+    }
+    if (!ok) {
+        rc_log(s->c, RETRY_LOG_ERR,
+               "spool %s: task %.*s refused by Kafka for good (%s), and it cannot be moved to "
+               "%s: %s; it stays spooled",
+               s->path, (int)klen, (const char *)key, rd_kafka_err2str(kerr), s->rejected_path,
+               strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    close(fd);
+    e->state = SP_ACKED; /* dropped by the next compaction */
+    s->nacked++;
+    atomic_fetch_add(&s->rejected, 1);
+    rc_log(s->c, RETRY_LOG_ERR,
+           "spool %s: task %.*s refused by Kafka for good (%s): moved to %s (spool_rejected)",
+           s->path, (int)klen, (const char *)key, rd_kafka_err2str(kerr), s->rejected_path);
+    return 1;
+}
+
 size_t rc_spool_replay(rc_spool *s)
 {
     retry_client *c;
@@ -539,6 +674,9 @@ size_t rc_spool_replay(rc_spool *s)
             s->npending--;
             s->ninflight++;
             sent++;
+        } else if (rc_kafka_err_permanent(kerr)) {
+            if (reject_locked(s, e, kerr))
+                s->npending--;
         } else {
             rc_log(c, RETRY_LOG_WARNING, "spool %s: cannot re-produce task %.*s: %s; it stays spooled",
                    s->path, (int)klen, (const char *)key, rd_kafka_err2str(kerr));
@@ -585,6 +723,10 @@ void rc_spool_report(rc_spool *s, const rd_kafka_message_t *m)
             rc_log(s->c, RETRY_LOG_DEBUG,
                    "spooled task %.*s delivered to %s [%d] at offset %lld", (int)m->key_len,
                    (const char *)m->key, s->c->topic, (int)m->partition, (long long)m->offset);
+        } else if (rc_kafka_err_permanent(m->err) && grow_buf(s, e->len) == 0 &&
+                   read_full(s->fd, s->buf, e->len, e->off) == 0 &&
+                   reject_locked(s, e, m->err)) {
+            /* moved to rejected_path */
         } else {
             e->state = SP_PENDING;
             s->npending++;
@@ -616,4 +758,6 @@ void rc_spool_stats(rc_spool *s, retry_stats *out)
     out->spool_dropped = atomic_load(&s->dropped);
     out->spool_bytes = atomic_load(&s->bytes);
     out->spool_records = atomic_load(&s->records);
+    out->spool_rejected = atomic_load(&s->rejected);
+    out->spool_skipped_bytes = atomic_load(&s->skipped_bytes);
 }

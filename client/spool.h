@@ -35,7 +35,8 @@ typedef struct rc_spool rc_spool;
 
 /* Opens (creating it if needed) and locks the spool file at path, reads
  * the records it already holds (a torn or corrupt tail is logged, ignored
- * and cut off), and returns it in *out. c must have a producer (c->rk).
+ * and cut off; a corrupt record followed by valid ones is skipped and
+ * counted, the records after it kept), and returns it in *out. c must have a producer (c->rk).
  * Returns RETRY_OK, RETRY_ERR_INVALID_ARG (cannot open or lock the file,
  * not a spool file) or RETRY_ERR_NOMEM, with a sentence in err. */
 retry_err rc_spool_open(retry_client *c, const char *path, uint64_t max_bytes, rc_spool **out,
@@ -55,11 +56,14 @@ retry_err rc_spool_keep(rc_spool *s, const char *key, size_t klen, const void *v
                         size_t vlen, const char *why, char *err, size_t errsz);
 
 /* Produces every record that is neither in flight nor acknowledged. Returns
- * how many were handed to the producer. Cheap when there is nothing to do. */
+ * how many were handed to the producer. Cheap when there is nothing to do.
+ * A record the producer refuses for good (rc_kafka_err_permanent) is moved
+ * to "<path>.rejected" and counted in spool_rejected. */
 size_t rc_spool_replay(rc_spool *s);
 
 /* Delivery report of a replayed record (m->_private != NULL): acknowledged
- * records are marked for compaction, failed ones become pending again. */
+ * records are marked for compaction, failed ones become pending again, or
+ * go to "<path>.rejected" when the error is permanent. */
 void rc_spool_report(rc_spool *s, const rd_kafka_message_t *m);
 
 /* Rewrites the file without its acknowledged records, if it has any. */

@@ -118,7 +118,13 @@ typedef void (*retry_async_done_fn)(void *done_arg, void *ctx, const retry_async
  *         fall due within flush_timeout_ms run as usual, and ends every
  *         other pending call at once with RETRY_ERR_EXHAUSTED (drained = 1):
  *         it is shipped to retryd when its policy ships, recover runs, then
- *         on_done and ctx_free, on a worker thread. It waits for attempts
+ *         on_done and ctx_free, on a worker thread. Its last failure is not
+ *         judged again (should_retry is asked once per failure, on_failure
+ *         fires once for it, then on_exhausted); a call cut before its first
+ *         failure was judged has that failure judged once, with no attempts
+ *         left (so a code the policy does not retry still ends
+ *         RETRY_ERR_STOPPED, unshipped). Listeners' on_attempt fires when an
+ *         attempt starts on a worker, not when it is scheduled. It waits for attempts
  *         in progress: a fn that never returns blocks it.
  */
 RETRY_API retry_err retry_async_submit(retry_client *client, const retry_policy *policy,

@@ -23,7 +23,11 @@
  *    exhausted, stopped or hit its deadline and recover is set;
  *  - else the last failure code returned by the expression;
  *  - RETRY_ERR_INVALID_ARG when the policy is invalid: the expression is
- *    then never evaluated (the log callback says why).
+ *    then never evaluated (the log callback says why);
+ *  - RETRY_ERR_NOMEM or RETRY_ERR_INTERNAL when the policy ships and the
+ *    task cannot be built when the call starts (out of memory, or the
+ *    idempotency digest failed): this check runs before the first attempt,
+ *    so here too the expression is never evaluated.
  * Because rc is in the caller's code space, use RETRY_CALL_EX to also get
  * the library's verdict as a retry_err:
  *

@@ -186,8 +186,11 @@ RETRY_API void retry_client_conf_init(retry_client_conf *conf);
  *         shows up later as log messages and delivery failures.
  * @remark With spool_path, the spool is opened and locked here, a torn or
  *         corrupt tail (a crash in the middle of an append) is logged at
- *         RETRY_LOG_WARNING and cut off, and the tasks it holds are handed
- *         to the producer at once (without waiting for their delivery).
+ *         RETRY_LOG_WARNING and cut off, a corrupt record followed by valid
+ *         ones is skipped (logged at RETRY_LOG_ERR, counted in
+ *         spool_skipped_bytes; the records after it are kept), and the tasks
+ *         it holds are handed to the producer at once (without waiting for
+ *         their delivery).
  * @remark On failure no client exists and sleep_fn/now_ms_fn are never
  *         called; log_cb may already have received librdkafka's messages.
  */
@@ -222,8 +225,10 @@ RETRY_API void retry_client_destroy(retry_client *client);
  *         RETRY_ERR_TIMEOUT when tasks are still queued, or still in the
  *         spool (kept safely, to be re-produced by a later flush: the log
  *         says how many); RETRY_ERR_KAFKA when at least one task was lost
- *         since the previous flush: it failed delivery and there is no
- *         spool, or the spool could not keep it (spool_dropped);
+ *         since the previous flush: it failed delivery or was refused by
+ *         the producer and there is no spool, Kafka refused it for good
+ *         (e.g. larger than message.max.bytes: never spooled), or the spool
+ *         could not keep it (spool_dropped);
  *         RETRY_ERR_INVALID_ARG for a NULL client. RETRY_OK at once when the
  *         client has no brokers.
  * @remark Thread-safe.
@@ -249,6 +254,10 @@ typedef struct retry_stats {
     uint64_t spool_bytes;    /**< current size of the spool file, header included */
     uint64_t spool_records;  /**< tasks in the spool not yet acknowledged */
     uint64_t budget_denied;  /**< calls ended by an empty retry budget (RETRY_ERR_BUDGET) */
+    uint64_t spool_rejected; /**< spooled tasks Kafka refused for good on replay (e.g. larger
+                                  than message.max.bytes), moved to <spool_path>.rejected */
+    uint64_t spool_skipped_bytes; /**< bytes of corrupt records skipped in the middle of the
+                                       spool when it was opened (those tasks are lost) */
 } retry_stats;
 
 /**

@@ -24,7 +24,12 @@
  * A 429 or 503 answer with a Retry-After header (delay-seconds, or an
  * HTTP-date read with curl_getdate() against the client's now_ms_fn clock)
  * makes the next delay the server's wish when that is longer than the
- * backoff, capped by the policy's max_delay_ms. An attempt's timeout is
+ * backoff, capped by the policy's max_delay_ms, or by
+ * RETRY_RETRY_AFTER_MAX_MS (5 minutes) when max_delay_ms is 0. When the wish
+ * reaches past the call's deadline_ms / max_elapsed_ms (and the backoff
+ * alone would not), the call does not sleep: it ends at once with
+ * RETRY_ERR_EXHAUSTED and is shipped when the policy ships, so that retryd
+ * waits the pause instead of the calling thread. An attempt's timeout is
  * timeout_ms, shortened to what is left when the policy has deadline_ms or
  * max_elapsed_ms.
  *
@@ -54,6 +59,11 @@ extern "C" {
 
 /** Longest idempotency key (wire format v1), excluding the NUL. */
 #define RETRY_IDEMPOTENCY_KEY_MAX 191
+
+/** Longest pause a server's Retry-After can impose on a local retry, ms
+ *  (5 minutes), when the policy's max_delay_ms is 0 (no cap of its own).
+ *  A longer wish is cut to this. */
+#define RETRY_RETRY_AFTER_MAX_MS 300000
 
 /**
  * An HTTP request. Initialise with RETRY_HTTP_REQUEST_DEFAULT. Everything is

@@ -23,6 +23,13 @@
  * field sets it; to override an inherited list with an empty one, point it at
  * any array with a count of 0. deadline_ms, scene and ship_as are call-site
  * only (never inherited).
+ *
+ * Always start from RETRY_POLICY_DEFAULT or retry_policy_init(). A policy
+ * made any other way (retry_policy p = {0}, memset, calloc, a static
+ * without an initialiser) has 0 in its numeric fields, and 0 is not
+ * RETRY_UNSET: every such field counts as SET and shadows the scene, the
+ * config file, the environment and the client defaults (max_attempts 0 is
+ * even invalid, so such a call is rejected with RETRY_ERR_INVALID_ARG).
  */
 #ifndef RETRY_POLICY_H
 #define RETRY_POLICY_H

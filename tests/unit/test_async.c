@@ -266,7 +266,8 @@ static void test_exhausted(void **state)
 static void test_stopped(void **state)
 {
     static const int codes[] = {404};
-    static const int stop[] = {404};
+    int stop[] = {404}; /* the caller's, changed right after submit */
+    char scene[] = "async.test";
     retry_client *c = client_with(2, 100, NULL);
     retry_policy p = fast_policy(5, 1);
     slot s;
@@ -275,9 +276,13 @@ static void test_stopped(void **state)
     (void)state;
     p.stop_on = stop;
     p.stop_on_count = 1;
-    /* The policy is copied: the caller's may change right after submit. */
+    p.scene = scene;
+    /* The policy is copied, lists and strings too: the caller's may change
+     * right after submit (the first failure is judged later, on a worker). */
     assert_int_equal(retry_async_submit(c, &p, job_run, j, job_free, job_done, NULL),
                      RETRY_PENDING);
+    stop[0] = 500;
+    memset(scene, 'x', sizeof scene - 1);
     p.stop_on_count = 0;
     p.scene = NULL;
     assert_int_equal(wait_freed(&s), 1);
@@ -451,6 +456,112 @@ static void test_destroy_runs_due_attempts_and_refuses_new(void **state)
     assert_int_equal(sb.res.attempts, 1);
     assert_int_equal(sb.res.drained, 1);
     assert_int_equal(sb.chained_rc, RETRY_ERR_INVALID_ARG);
+}
+
+/* A listener and a stateful predicate for the drain test: the predicate
+ * allows one retry, then refuses (it must be asked once per failure). */
+static char drain_trace[512];
+static int drain_pred_calls;
+
+static void drain_add(const char *kind, const retry_event *ev)
+{
+    size_t n;
+
+    pthread_mutex_lock(&rec_mu);
+    n = strlen(drain_trace);
+    snprintf(drain_trace + n, sizeof drain_trace - n, "%s%d%s ", kind, ev->attempt,
+             ev->delay_ms >= 0 ? "+" : "");
+    pthread_mutex_unlock(&rec_mu);
+}
+
+static void drain_on_attempt(void *ctx, const retry_event *ev)
+{
+    (void)ctx;
+    drain_add("A", ev);
+}
+
+static void drain_on_failure(void *ctx, const retry_event *ev)
+{
+    (void)ctx;
+    drain_add("F", ev);
+}
+
+static void drain_on_success(void *ctx, const retry_event *ev)
+{
+    (void)ctx;
+    drain_add("S", ev);
+}
+
+static void drain_on_exhausted(void *ctx, const retry_event *ev)
+{
+    (void)ctx;
+    drain_add("X", ev);
+}
+
+static int first_only(void *ctx, int code, int attempt)
+{
+    int n;
+
+    (void)ctx;
+    (void)code;
+    (void)attempt;
+    pthread_mutex_lock(&rec_mu);
+    n = ++drain_pred_calls;
+    pthread_mutex_unlock(&rec_mu);
+    return n == 1;
+}
+
+/* Waits (at most 10 s) until the predicate has been asked n times. */
+static void wait_pred_calls(int n)
+{
+    int i, got = 0;
+
+    for (i = 0; i < 1000; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        pthread_mutex_lock(&rec_mu);
+        got = drain_pred_calls;
+        pthread_mutex_unlock(&rec_mu);
+        if (got >= n)
+            return;
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("the predicate was asked %d time(s), expected %d", got, n);
+}
+
+/* A call whose retry is pending when the client is destroyed ends as
+ * exhausted without its last failure being judged again: should_retry is
+ * asked once, on_failure fires once, and on_attempt only for attempts that
+ * ran. */
+static void test_drain_does_not_judge_twice(void **state)
+{
+    static const int fail[] = {7};
+    static const retry_listener listener = {drain_on_attempt, drain_on_failure, drain_on_success,
+                                            drain_on_exhausted, NULL};
+    retry_client *c = client_with(1, 10, NULL);
+    retry_policy p = fast_policy(5, 60000);
+    slot s;
+    job *j = job_new(&s, fail, 1);
+
+    (void)state;
+    drain_trace[0] = '\0';
+    drain_pred_calls = 0;
+    p.should_retry = first_only;
+    p.listener = &listener;
+    assert_int_equal(retry_async_submit(c, &p, job_run, j, job_free, job_done, NULL),
+                     RETRY_PENDING);
+    wait_pred_calls(1); /* judged on the worker: a retry in 60 s */
+    retry_client_destroy(c);
+    assert_int_equal(s.done, 1);
+    assert_int_equal(s.freed, 1);
+    assert_int_equal(s.res.outcome, RETRY_ERR_EXHAUSTED);
+    assert_int_equal(s.res.drained, 1);
+    assert_int_equal(s.res.attempts, 1);
+    assert_int_equal(s.res.rc, 7);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(drain_pred_calls, 1);
+    /* attempt 1, its failure with a retry planned, then exhausted. */
+    assert_string_equal(drain_trace, "A1 F1+ X1 ");
 }
 
 static void test_destroy_with_zero_flush_timeout(void **state)
@@ -654,8 +765,13 @@ static void test_ships_exhausted_and_drained(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:9/orders/%d", 2);
     snprintf(key, sizeof key, "order-%d", 2);
     slow.ship_as = &req;
+    /* A predicate that refuses after its first answer: judging the last
+     * failure again at destroy would stop the call, unshipped. */
+    drain_pred_calls = 0;
+    slow.should_retry = first_only;
     assert_int_equal(retry_async_submit(c, &slow, job_run, j2, job_free, job_done, NULL),
                      RETRY_PENDING);
+    wait_pred_calls(1);
     retry_client_destroy(c);
     assert_int_equal(s2.done, 1);
     assert_int_equal(s2.freed, 1);
@@ -680,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_rejected_never_calls_back),
         cmocka_unit_test(test_queue_full_then_destroy_drains),
         cmocka_unit_test(test_destroy_runs_due_attempts_and_refuses_new),
+        cmocka_unit_test(test_drain_does_not_judge_twice),
         cmocka_unit_test(test_destroy_with_zero_flush_timeout),
         cmocka_unit_test(test_chained_submit_from_on_done),
         cmocka_unit_test(test_many_threads),

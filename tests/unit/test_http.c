@@ -516,6 +516,61 @@ static void test_http_retry_after(void **state)
     retry_client_destroy(f.client);
 }
 
+/* A Retry-After without a max_delay_ms is capped at RETRY_RETRY_AFTER_MAX_MS
+ * (no sleeping for years); one reaching past the call's max_elapsed_ms ends
+ * the call as exhausted at once, without sleeping. */
+static void test_http_retry_after_bounded(void **state)
+{
+    static const int st503[] = {503, 200};
+    http_server s;
+    fixture f;
+    char url[128];
+    retry_http_request req = RETRY_HTTP_REQUEST_DEFAULT;
+    retry_http_response resp = RETRY_HTTP_RESPONSE_DEFAULT;
+    retry_policy p = RETRY_POLICY_DEFAULT;
+
+    (void)state;
+    make_client(&f, NULL);
+    req.url = url;
+    p.delay_ms = 100;
+    p.max_delay_ms = 0;
+
+    server_start(&s, st503, 2);
+    s.extra_header = "Retry-After: 99999999\r\n"; /* about three years */
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.ndelays, 1);
+    assert_int_equal(f.delays[0], RETRY_RETRY_AFTER_MAX_MS);
+
+    /* An HTTP date a year ahead: capped the same way. */
+    f.ndelays = 0;
+    f.now_ms = 1700000000000LL;
+    server_start(&s, st503, 2);
+    s.extra_header = "Retry-After: Thu, 14 Nov 2024 22:13:20 GMT\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, NULL), RETRY_OK);
+    server_stop(&s);
+    assert_int_equal(f.ndelays, 1);
+    assert_int_equal(f.delays[0], RETRY_RETRY_AFTER_MAX_MS);
+
+    /* The wish (1 h) is past max_elapsed_ms (1 min), the backoff is not:
+     * exhausted after one attempt, nothing slept. */
+    f.ndelays = 0;
+    p.max_elapsed_ms = 60000;
+    server_start(&s, st503, 2);
+    s.extra_header = "Retry-After: 3600\r\n";
+    url_for(url, sizeof url, s.port, "/");
+    assert_int_equal(retry_http_call(f.client, &p, &req, &resp), RETRY_ERR_EXHAUSTED);
+    server_stop(&s);
+    assert_int_equal(f.ndelays, 0);
+    assert_int_equal(resp.attempts, 1);
+    assert_int_equal(resp.status, 503);
+    retry_http_response_free(&resp);
+    assert_int_equal(atomic_load(&s.requests), 1);
+    retry_client_destroy(f.client);
+}
+
 /* max_elapsed_ms shortens an attempt's timeout: a server that never
  * answers costs at most what is left of the call. */
 static void test_http_attempt_timeout_capped_by_deadline(void **state)
@@ -843,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_http_invalid_request),
         cmocka_unit_test(test_http_classification_like_curl),
         cmocka_unit_test(test_http_retry_after),
+        cmocka_unit_test(test_http_retry_after_bounded),
         cmocka_unit_test(test_http_attempt_timeout_capped_by_deadline),
         cmocka_unit_test(test_ship_http_exhausted),
         cmocka_unit_test(test_ship_retry_call_ship_as),

@@ -4,11 +4,14 @@
  * in-process mock cluster read back by a real consumer, a broker outage
  * (tasks land in the spool), a restart (a new client on the same path
  * re-produces them exactly once and empties the spool), a torn tail after a
- * crash, a full spool, and the configuration checks. No sleeps: every wait
+ * crash, a corrupt record in the middle (skipped, the later ones kept), a
+ * full spool, permanent refusals (never spooled; moved to .rejected on
+ * replay), and the configuration checks. No sleeps: every wait
  * is a bounded loop of retry_client_flush() or consumer polls.
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +26,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "internal.h" /* the client's producer, for error injection */
 #include "retry/retry.h"
 #include "spool_record.h"
 #include "task.h"
@@ -158,6 +162,8 @@ static void env_stop(kafka_env *k)
     rd_kafka_mock_cluster_destroy(k->mc);
     rd_kafka_destroy(k->mrk);
     snprintf(tmp, sizeof tmp, "%s.tmp", k->path);
+    unlink(tmp);
+    snprintf(tmp, sizeof tmp, "%s.rejected", k->path);
     unlink(tmp);
     unlink(k->path);
     assert_int_equal(rmdir(k->dir), 0); /* nothing else was left behind */
@@ -465,8 +471,10 @@ static void test_spool_full_after_delivery_failure(void **state)
     env_stop(&k);
 }
 
-/* The producer refuses a task at once (larger than message.max.bytes): it
- * goes to the spool within the call, and a full spool is the call's error. */
+/* The producer refuses a task at once with a transient error (here a fatal
+ * producer error, which a restart clears): it goes to the spool within the
+ * call, and a full spool is the call's error, counted as lost and reported
+ * by retry_client_flush(). */
 static void test_spool_full_is_the_calls_error(void **state)
 {
     kafka_env k;
@@ -479,11 +487,15 @@ static void test_spool_full_is_the_calls_error(void **state)
     (void)state;
     env_start(&k);
     log_init(&l);
-    c = spool_client(&k, &l, "message.max.bytes=1000", 4096);
+    c = spool_client(&k, &l, "message.timeout.ms=10000", 4096);
+    assert_int_equal(rd_kafka_test_fatal_error(c->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by test_spool"),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
     assert_int_equal(ship(c, "order-1", small), RETRY_ERR_EXHAUSTED);
     retry_client_stats(c, &st);
     assert_int_equal(st.spooled, 1);
     assert_true(logged(&l, "could not be queued"));
+    assert_int_equal(retry_client_flush(c, 0), RETRY_ERR_TIMEOUT); /* kept, nothing lost */
     assert_int_equal(ship(c, "order-2", large), RETRY_ERR_KAFKA);
     retry_client_stats(c, &st);
     assert_int_equal(st.spooled, 1);
@@ -491,9 +503,243 @@ static void test_spool_full_is_the_calls_error(void **state)
     snprintf(expect, sizeof expect, "spool full (%llu bytes): task order-service/order-2 NOT kept",
              (unsigned long long)st.spool_bytes);
     assert_true(logged(&l, expect));
+    /* The loss is reported once. */
+    assert_int_equal(retry_client_flush(c, 0), RETRY_ERR_KAFKA);
+    assert_int_equal(retry_client_flush(c, 0), RETRY_ERR_TIMEOUT);
     retry_client_destroy(c);
     free(small);
     free(large);
+    env_stop(&k);
+}
+
+/* A task the producer refuses for good (larger than message.max.bytes) is
+ * not spooled, where it would stay forever: the call fails with
+ * RETRY_ERR_KAFKA, the loss is reported by the next flush, and the flush
+ * after that is clean. */
+static void test_permanent_refusal_not_spooled(void **state)
+{
+    kafka_env k;
+    logbuf l;
+    retry_client *c;
+    retry_stats st;
+    char *large = big_body(1500);
+
+    (void)state;
+    env_start(&k);
+    log_init(&l);
+    c = spool_client(&k, &l, "message.max.bytes=1000", 0);
+    assert_int_equal(ship(c, "order-big", large), RETRY_ERR_KAFKA);
+    retry_client_stats(c, &st);
+    assert_int_equal(st.spooled, 0);
+    assert_int_equal(st.spool_records, 0);
+    assert_int_equal(st.ship_failed, 1);
+    assert_true(logged(&l, "a permanent error: not spooled"));
+    assert_int_equal(retry_client_flush(c, 1000), RETRY_ERR_KAFKA);
+    assert_int_equal(retry_client_flush(c, 1000), RETRY_OK);
+    assert_int_equal(file_size(k.path), RC_SPOOL_HEADER_LEN);
+    retry_client_destroy(c);
+    free(large);
+    env_stop(&k);
+}
+
+/* A spooled task that Kafka refuses for good when it is replayed (here:
+ * the next process has a smaller message.max.bytes) is moved to
+ * <spool_path>.rejected, so that the spool empties and flush returns OK. */
+static void test_replay_moves_permanent_refusal_to_rejected(void **state)
+{
+    kafka_env k;
+    logbuf l;
+    retry_client *c;
+    retry_stats st;
+    char *large = big_body(1500), rejected[160];
+    uint64_t rec_len;
+    unsigned char hdr[RC_SPOOL_HEADER_LEN];
+    int fd;
+
+    (void)state;
+    env_start(&k);
+    log_init(&l);
+    c = spool_client(&k, &l, "message.timeout.ms=300", 0);
+    rd_kafka_mock_broker_set_down(k.mc, 1);
+    ship(c, "order-big", large);
+    wait_spooled(c, 1, NULL);
+    retry_client_destroy(c);
+    rec_len = file_size(k.path) - RC_SPOOL_HEADER_LEN;
+
+    rd_kafka_mock_broker_set_up(k.mc, 1);
+    log_init(&l);
+    c = spool_client(&k, &l, "message.max.bytes=1000", 0);
+    wait_flushed(c); /* the spool no longer holds it */
+    retry_client_stats(c, &st);
+    assert_int_equal(st.spool_rejected, 1);
+    assert_int_equal(st.spool_replayed, 0);
+    assert_int_equal(st.spool_records, 0);
+    assert_int_equal(file_size(k.path), RC_SPOOL_HEADER_LEN);
+    assert_true(logged(&l, "refused by Kafka for good"));
+    assert_true(logged(&l, ".rejected (spool_rejected)"));
+    retry_client_destroy(c);
+    /* The rejected file is a spool-format file holding the record. */
+    snprintf(rejected, sizeof rejected, "%s.rejected", k.path);
+    assert_int_equal(file_size(rejected), RC_SPOOL_HEADER_LEN + rec_len);
+    fd = open(rejected, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+    close(fd);
+    assert_true(rc_spool_header_ok(hdr, sizeof hdr));
+    free(large);
+    env_stop(&k);
+}
+
+/* ---- a corrupt record in the middle ---------------------------------------- */
+
+/* Four fsync'd records; one byte of the second one's value goes bad. The
+ * other three are replayed; the bad one is skipped (and counted), never the
+ * records after it. */
+static void test_corrupt_middle_record_skipped(void **state)
+{
+    kafka_env k;
+    logbuf l;
+    retry_client *c;
+    retry_stats st;
+    char key[32], bad_key[64], got[8][64];
+    unsigned char rh[RC_SPOOL_REC_HDR_LEN], flip;
+    uint64_t off = RC_SPOOL_HEADER_LEN, bad_off = 0, bad_len = 0;
+    uint32_t klen, vlen;
+    int i, fd, n;
+
+    (void)state;
+    env_start(&k);
+    log_init(&l);
+    c = spool_client(&k, &l, "message.timeout.ms=300", 0);
+    rd_kafka_mock_broker_set_down(k.mc, 1);
+    for (i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "order-%d", i);
+        ship(c, key, "{\"amount\":10}");
+    }
+    wait_spooled(c, 4, NULL);
+    retry_client_destroy(c);
+
+    /* Find the second record, note its key, flip a byte of its value. */
+    fd = open(k.path, O_RDWR);
+    assert_true(fd >= 0);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(pread(fd, rh, sizeof rh, (off_t)off), (ssize_t)sizeof rh);
+        assert_int_equal(rc_spool_rec_lengths(rh, sizeof rh, &klen, &vlen), RC_REC_OK);
+        if (i == 1) {
+            bad_off = off;
+            bad_len = RC_SPOOL_REC_HDR_LEN + klen + vlen;
+            assert_true(klen < sizeof bad_key);
+            assert_int_equal(pread(fd, bad_key, klen, (off_t)(off + RC_SPOOL_REC_HDR_LEN)),
+                             (ssize_t)klen);
+            bad_key[klen] = '\0';
+        }
+        off += RC_SPOOL_REC_HDR_LEN + klen + vlen;
+    }
+    assert_int_equal(pread(fd, &flip, 1, (off_t)(bad_off + bad_len - 2)), 1);
+    flip ^= 0x20;
+    assert_int_equal(pwrite(fd, &flip, 1, (off_t)(bad_off + bad_len - 2)), 1);
+    close(fd);
+
+    rd_kafka_mock_broker_set_up(k.mc, 1);
+    log_init(&l);
+    c = spool_client(&k, &l, "message.timeout.ms=10000", 0);
+    assert_true(logged(&l, "corrupt record at offset"));
+    assert_true(logged(&l, "the records after it are kept"));
+    retry_client_stats(c, &st);
+    assert_int_equal(st.spool_skipped_bytes, bad_len);
+    assert_int_equal(st.spool_records, 3);
+    wait_flushed(c);
+    retry_client_stats(c, &st);
+    assert_int_equal(st.spool_replayed, 3);
+    assert_int_equal(file_size(k.path), RC_SPOOL_HEADER_LEN);
+    retry_client_destroy(c);
+    n = consume_all(&k, got, 8);
+    assert_int_equal(n, 3);
+    /* The message key is "<group>/<idempotency key>". */
+    assert_memory_equal(bad_key, "order-service/", 14);
+    for (i = 0; i < n; i++)
+        assert_string_not_equal(got[i], bad_key + 14);
+    env_stop(&k);
+}
+
+/* ---- concurrent flushes report each loss once ------------------------------ */
+
+enum { FLUSHERS = 4, FLUSHES = 3000, LOSSES = 300 };
+
+typedef struct flush_race {
+    retry_client *c;
+    atomic_int reports; /* RETRY_ERR_KAFKA returns */
+    atomic_int done;
+    atomic_int went_back; /* failed_reported seen moving backwards */
+} flush_race;
+
+static void *race_flusher(void *arg)
+{
+    flush_race *r = arg;
+    int i;
+
+    for (i = 0; i < FLUSHES; i++)
+        if (retry_client_flush(r->c, 0) == RETRY_ERR_KAFKA)
+            atomic_fetch_add(&r->reports, 1);
+    return NULL;
+}
+
+static void *race_loser(void *arg)
+{
+    flush_race *r = arg;
+    int i;
+
+    for (i = 0; i < LOSSES; i++) {
+        atomic_fetch_add(&r->c->lost, 1); /* as a failed delivery would */
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void *race_watcher(void *arg)
+{
+    flush_race *r = arg;
+    uint_fast64_t last = 0;
+
+    while (!atomic_load(&r->done)) {
+        uint_fast64_t now = atomic_load(&r->c->failed_reported);
+        if (now < last)
+            atomic_store(&r->went_back, 1);
+        last = now;
+    }
+    return NULL;
+}
+
+static void test_concurrent_flushes_report_each_loss_once(void **state)
+{
+    kafka_env k;
+    logbuf l;
+    flush_race r;
+    pthread_t th[FLUSHERS + 2];
+    int i;
+
+    (void)state;
+    env_start(&k);
+    log_init(&l);
+    memset(&r, 0, sizeof r);
+    r.c = spool_client(&k, &l, "message.timeout.ms=1000", 0);
+    assert_int_equal(pthread_create(&th[0], NULL, race_watcher, &r), 0);
+    assert_int_equal(pthread_create(&th[1], NULL, race_loser, &r), 0);
+    for (i = 0; i < FLUSHERS; i++)
+        assert_int_equal(pthread_create(&th[2 + i], NULL, race_flusher, &r), 0);
+    for (i = 1; i < FLUSHERS + 2; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&r.done, 1);
+    pthread_join(th[0], NULL);
+    if (retry_client_flush(r.c, 0) == RETRY_ERR_KAFKA)
+        atomic_fetch_add(&r.reports, 1);
+    /* Every loss is reported, and no loss twice: the reported mark never
+     * moves back, so a report always covers a new loss. */
+    assert_false(atomic_load(&r.went_back));
+    assert_true(atomic_load(&r.reports) >= 1);
+    assert_true(atomic_load(&r.reports) <= LOSSES);
+    assert_int_equal(atomic_load(&r.c->failed_reported), LOSSES);
+    retry_client_destroy(r.c);
     env_stop(&k);
 }
 
@@ -551,6 +797,10 @@ int main(void)
         cmocka_unit_test(test_torn_tail_ignored),
         cmocka_unit_test(test_spool_full_after_delivery_failure),
         cmocka_unit_test(test_spool_full_is_the_calls_error),
+        cmocka_unit_test(test_permanent_refusal_not_spooled),
+        cmocka_unit_test(test_replay_moves_permanent_refusal_to_rejected),
+        cmocka_unit_test(test_corrupt_middle_record_skipped),
+        cmocka_unit_test(test_concurrent_flushes_report_each_loss_once),
         cmocka_unit_test(test_spool_conf_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
