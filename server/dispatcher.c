@@ -595,6 +595,22 @@ static void record_lateness(rd_metrics *m, int64_t late_ms)
     atomic_fetch_add(&m->lateness_count, 1);
 }
 
+/* Ends a claim without sending a request (deadline passed, scene saturated,
+ * breaker open): the task goes to `status` with next_fire_at, keeping its
+ * attempt counts and last_status; a->error says why. */
+static void end_without_attempt(attempt *a, const char *status, int64_t next_fire_at)
+{
+    a->r.no_attempt = 1;
+    a->r.attempt = a->c.attempt_seq;
+    a->r.attempts = a->c.attempts;
+    a->r.outcome = "failed";
+    a->r.new_status = status;
+    a->r.error = a->error;
+    a->r.next_fire_at = next_fire_at;
+    a->r.last_delay_ms = a->c.last_delay_ms;
+    submit_record(a);
+}
+
 /* A new attempt for a claimed task, counted in flight and listed (so that
  * its lease is renewed) until finish(). Takes c->payload. NULL when out of
  * memory: the task then stays claimed until its lease expires (logged). */
@@ -694,15 +710,7 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
             snprintf(a->error, sizeof a->error,
                      "deadline %" PRId64 " passed before attempt %d could start", a->c.deadline,
                      a->r.attempt);
-            a->r.no_attempt = 1;
-            a->r.attempt = a->c.attempt_seq;
-            a->r.attempts = a->c.attempts;
-            a->r.outcome = "failed";
-            a->r.new_status = "exhausted";
-            a->r.error = a->error;
-            a->r.next_fire_at = a->r.started_at;
-            a->r.last_delay_ms = a->c.last_delay_ms;
-            submit_record(a);
+            end_without_attempt(a, "exhausted", a->r.started_at);
             return;
         }
     }
@@ -714,15 +722,7 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
          * saturated, and finish() wakes the scheduler when room returns. */
         snprintf(a->error, sizeof a->error, "scene %s has %d attempt(s) in flight (max_inflight)",
                  a->task.scene, load->inflight);
-        a->r.no_attempt = 1;
-        a->r.attempt = a->c.attempt_seq;
-        a->r.attempts = a->c.attempts;
-        a->r.outcome = "failed";
-        a->r.new_status = "pending";
-        a->r.error = a->error;
-        a->r.next_fire_at = a->r.started_at;
-        a->r.last_delay_ms = a->c.last_delay_ms;
-        submit_record(a);
+        end_without_attempt(a, "pending", a->r.started_at);
         return;
     }
     rd_breaker_conf bc = breaker_conf(d->cfg);
@@ -735,17 +735,8 @@ void rd_dispatcher_start(rd_dispatcher *disp, rd_claimed *c)
         int64_t next = retry_at + (spread > 0 ? rt_rng_range(&disp->rng, 0, spread) : 0);
         snprintf(a->error, sizeof a->error,
                  "circuit breaker open for scene %s; deferred to %" PRId64, a->task.scene, next);
-        a->r.no_attempt = 1;
-        a->r.attempt = a->c.attempt_seq;
-        a->r.attempts = a->c.attempts;
-        a->r.outcome = "failed";
-        a->r.new_status = "pending";
-        a->r.error = a->error;
-        a->r.next_fire_at = next;
-        a->r.last_delay_ms = a->c.last_delay_ms;
         atomic_fetch_add(&d->m.breaker_deferred, 1);
-        LOG_DEBUG("sched", "task %" PRIu64 ": %s", a->c.id, a->error);
-        submit_record(a);
+        end_without_attempt(a, "pending", next);
         return;
     }
     if (build_request(a, err, sizeof err) != 0 ||

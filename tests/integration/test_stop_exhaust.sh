@@ -74,4 +74,14 @@ assert_eq 1 "$(task_field "$body_stop_id" attempts)" "after one attempt"
 assert_match 'body /error/code matched stop_on_body_values' "$(task_field "$body_stop_id" last_error)" \
     "last_error names the body rule"
 assert_eq succeeded "$(task_field "$body_ok_id" status)" "200 with a code not in the list: succeeded"
+# A task already past its deadline when claimed ends exhausted without a request.
+past=$(( $(date +%s%3N) - 60000 ))
+late_id=$(post_task "late-$$" "$PEER/ok/late" "{\"deadline\":$past}" late.scene)
+wait_for "task $late_id ends" 30 task_ended "$late_id"
+assert_eq exhausted "$(task_field "$late_id" status)" "a task past its deadline is exhausted"
+assert_eq 0 "$(sql "SELECT COUNT(*) FROM retry_attempt WHERE task_id = $late_id")" "without an attempt"
+assert_eq 0 "$(peer_jq --arg k "late-$$" '[.requests[] | select(.key == $k)] | length')" \
+    "the target saw no request"
+assert_match '^deadline [0-9]+ passed before attempt' "$(task_field "$late_id" last_error)" \
+    "last_error says the deadline passed"
 exit 0
