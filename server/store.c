@@ -385,6 +385,11 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
             /* A takeover is another node's expired lease; re-claiming our own
              * (after a failed renewal) is not counted. */
             if (pass == 1 && (!row[9] || strcmp(row[9], node) != 0)) (*taken_over)++;
+            /* The last holder may have sent attempt attempt_seq + 1 before it
+             * died without recording it: skip that number, so no target
+             * ever sees one (Idempotency-Key, X-Retry-Attempt) twice. */
+            if (pass == 1) c->attempt_seq++;
+            c->expired = pass == 1;
             count++;
         }
         mysql_free_result(res);
@@ -416,6 +421,18 @@ int rd_store_claim(rd_store *s, const char *node, int limit, int64_t now_ms,
         sqlbuf_printf(&b, ")");
         rc = run(s, &b, "UPDATE retry_task (claim)", err, errsz);
         if (rc) goto out;
+        b.len = 0;
+        for (size_t i = 0, n_exp = 0; i < count; i++) {
+            if (!claimed[i].expired) continue;
+            sqlbuf_printf(&b, "%s%" PRIu64, n_exp++ ? "," : "UPDATE retry_task SET attempt_seq = "
+                                                            "attempt_seq + 1 WHERE id IN (",
+                          claimed[i].id);
+        }
+        if (b.len) {
+            sqlbuf_printf(&b, ")");
+            rc = run(s, &b, "UPDATE retry_task (skip the lost attempt number)", err, errsz);
+            if (rc) goto out;
+        }
     }
     rc = run_sql(s, "COMMIT", "COMMIT claim", err, errsz);
 out:

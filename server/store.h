@@ -86,6 +86,8 @@ typedef struct rd_claimed {
     int64_t deadline;      /* 0 = none */
     int64_t next_fire_at;
     char *payload;         /* heap */
+    int expired;           /* taken from an expired lease: attempt_seq was
+                              advanced past the number its holder may have sent */
 } rd_claimed;
 
 /* Claims up to `limit` due tasks: status 'pending' with next_fire_at <= now,
