@@ -6,7 +6,13 @@
  *
  * usage: http_notify --group G --scene S --url URL [--brokers B] [--topic T]
  *                    [--callback-url U] [--attempts N] [--delay-ms D]
- *                    [--body STR] [--key K] [--verbose]
+ *                    [--body STR] [--key K] [--spool PATH]
+ *                    [--kafka-prop NAME=VALUE]... [--verbose]
+ *
+ * --spool keeps tasks Kafka did not take in PATH and re-produces them from
+ * there on the next run (docs/client.md, "When Kafka is down: the spool");
+ * with it a line "spool: spooled=N replayed=N records=N" comes before the
+ * result line. --kafka-prop passes a librdkafka producer property.
  *
  * Prints one line per local attempt, then one result line on stdout:
  *   result=ok status=200 local_attempts=1
@@ -40,7 +46,8 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: http_notify --group G --scene S --url URL [--brokers B] [--topic T]\n"
                 "                   [--callback-url U] [--attempts N] [--delay-ms D]\n"
-                "                   [--body STR] [--key K] [--verbose]\n");
+                "                   [--body STR] [--key K] [--spool PATH]\n"
+                "                   [--kafka-prop NAME=VALUE]... [--verbose]\n");
 }
 
 static int parse_int(const char *s, const char *what, long lo, long hi, long *out)
@@ -64,6 +71,7 @@ int main(int argc, char **argv)
         {"topic", required_argument, NULL, 't'},    {"callback-url", required_argument, NULL, 'c'},
         {"attempts", required_argument, NULL, 'n'}, {"delay-ms", required_argument, NULL, 'd'},
         {"body", required_argument, NULL, 'B'},     {"key", required_argument, NULL, 'k'},
+        {"spool", required_argument, NULL, 'S'},    {"kafka-prop", required_argument, NULL, 'P'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     retry_client_conf conf = RETRY_CLIENT_CONF_DEFAULT;
@@ -71,6 +79,8 @@ int main(int argc, char **argv)
     retry_http_request req = RETRY_HTTP_REQUEST_DEFAULT;
     retry_http_response resp = RETRY_HTTP_RESPONSE_DEFAULT;
     static const char *const json_headers[] = {"Content-Type: application/json"};
+    const char *props[8];
+    size_t nprops = 0;
     retry_client *client = NULL;
     retry_stats stats;
     char errstr[512];
@@ -92,6 +102,16 @@ int main(int argc, char **argv)
         case 'B': req.body = optarg; break;
         case 'k': req.idempotency_key = optarg; break;
         case 'v': verbose = 1; break;
+        case 'S': conf.spool_path = optarg; break;
+        case 'P':
+            if (nprops == sizeof props / sizeof props[0]) {
+                fprintf(stderr, "http_notify: at most %zu --kafka-prop\n", nprops);
+                return 2;
+            }
+            props[nprops++] = optarg;
+            conf.kafka_props = props;
+            conf.kafka_props_count = nprops;
+            break;
         case 'n':
             if (parse_int(optarg, "--attempts", 1, 1000, &v) != 0)
                 return 2;
@@ -123,6 +143,10 @@ int main(int argc, char **argv)
     flushed = retry_client_flush(client, 10000);
     retry_client_stats(client, &stats);
 
+    if (conf.spool_path)
+        printf("spool: spooled=%llu replayed=%llu records=%llu\n",
+               (unsigned long long)stats.spooled, (unsigned long long)stats.spool_replayed,
+               (unsigned long long)stats.spool_records);
     switch (rc) {
     case RETRY_OK:
         printf("result=ok status=%d local_attempts=%d\n", resp.status, resp.attempts);
