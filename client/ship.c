@@ -151,6 +151,23 @@ static int copy_headers(rt_http_target *tg, const retry_http_request *req)
     return 0;
 }
 
+/* Encodes a built task into *json (malloc'd) and writes the Kafka message
+ * key "<group>/<idempotency_key>". The task was validated (rt_task_encode
+ * checks again), so a failure is memory, or text JSON cannot carry (invalid
+ * UTF-8): RETRY_ERR_NOMEM or RETRY_ERR_INVALID_ARG with err set. */
+static retry_err encode_with_key(const retry_client *c, const rt_task *t, const char *idem,
+                                 char **json, char *key, size_t keysz, char *err, size_t errsz)
+{
+    *json = rt_task_encode(t, err, errsz);
+    if (*json == NULL) {
+        if (err[0] != '\0') return RETRY_ERR_INVALID_ARG;
+        snprintf(err, errsz, "out of memory encoding the task");
+        return RETRY_ERR_NOMEM;
+    }
+    snprintf(key, keysz, "%s/%s", c->group, idem);
+    return RETRY_OK;
+}
+
 retry_err rc_task_json(const retry_client *c, const retry_policy *p,
                        const retry_http_request *req, int error_code, const char *error_message,
                        int local_attempts, int64_t created_at, char **json, char *key,
@@ -213,18 +230,7 @@ retry_err rc_task_json(const retry_client *c, const retry_policy *p,
         e = RETRY_ERR_INVALID_ARG;
         goto out;
     }
-    *json = rt_task_encode(&t, err, errsz);
-    if (*json == NULL) {
-        /* The task validated, so encode failed on memory or on text that
-         * JSON cannot carry (invalid UTF-8). */
-        if (err[0] == '\0')
-            snprintf(err, errsz, "out of memory encoding the task");
-        else
-            e = RETRY_ERR_INVALID_ARG;
-        goto out;
-    }
-    snprintf(key, keysz, "%s/%s", c->group, idem);
-    e = RETRY_OK;
+    e = encode_with_key(c, &t, idem, json, key, keysz, err, errsz);
 out:
     rt_task_free(&t);
     return e;
@@ -283,16 +289,7 @@ retry_err rc_dispatch_task_json(const retry_client *c, const retry_policy *p,
         snprintf(err, errsz, "out of memory building the task");
         goto out;
     }
-    *json = rt_task_encode(&t, err, errsz);
-    if (*json == NULL) {
-        if (err[0] == '\0')
-            snprintf(err, errsz, "out of memory encoding the task");
-        else
-            e = RETRY_ERR_INVALID_ARG;
-        goto out;
-    }
-    snprintf(key, keysz, "%s/%s", c->group, d->idempotency_key);
-    e = RETRY_OK;
+    e = encode_with_key(c, &t, d->idempotency_key, json, key, keysz, err, errsz);
 out:
     rt_task_free(&t);
     return e;

@@ -668,12 +668,26 @@ static int decode_headers(errbuf *e, json_t *h, rt_http_target *tg)
     return 0;
 }
 
+/* target.timeout_ms and target.success_status, shared by both target types. */
+static int decode_timeout_and_success(errbuf *e, json_t *o, rt_http_target *tg)
+{
+    long long x;
+    int r = get_int(e, o, "timeout_ms", "target.timeout_ms", 1, TIMEOUT_MAX_MS, &x);
+    if (r < 0)
+        return -1;
+    if (r > 0)
+        tg->timeout_ms = x;
+    if (get_status_list(e, o, "success_status", "target.success_status", tg->success_status,
+                        &tg->nsuccess_status) < 0)
+        return -1;
+    return 0;
+}
+
 /* target.type "dispatch": url, args, timeout_ms, success_status. The HTTP
  * fields are refused rather than ignored: a producer that sets them expects
  * them to be sent, and retryd would not. */
 static int decode_dispatch_target(errbuf *e, json_t *o, rt_http_target *tg)
 {
-    long long x;
     tg->type = RT_TARGET_DISPATCH;
     static const char *const http_only[] = {"method", "headers", "body"};
     for (size_t i = 0; i < sizeof http_only / sizeof http_only[0]; i++)
@@ -689,22 +703,13 @@ static int decode_dispatch_target(errbuf *e, json_t *o, rt_http_target *tg)
         if (check_args(e, tg->args) != 0)
             return -1;
     }
-    int r = get_int(e, o, "timeout_ms", "target.timeout_ms", 1, TIMEOUT_MAX_MS, &x);
-    if (r < 0)
-        return -1;
-    if (r > 0)
-        tg->timeout_ms = x;
-    if (get_status_list(e, o, "success_status", "target.success_status", tg->success_status,
-                        &tg->nsuccess_status) < 0)
-        return -1;
-    return 0;
+    return decode_timeout_and_success(e, o, tg);
 }
 
 static int decode_target(errbuf *e, json_t *root, rt_http_target *tg)
 {
     json_t *o = json_object_get(root, "target");
     int present;
-    long long x;
     if (o == NULL)
         return required(e, "target");
     if (!json_is_object(o))
@@ -734,15 +739,7 @@ static int decode_target(errbuf *e, json_t *root, rt_http_target *tg)
         if (check_any_string(e, "target.body", body) != 0 || dup_into(e, &tg->body, body) != 0)
             return -1;
     }
-    int r = get_int(e, o, "timeout_ms", "target.timeout_ms", 1, TIMEOUT_MAX_MS, &x);
-    if (r < 0)
-        return -1;
-    if (r > 0)
-        tg->timeout_ms = x;
-    if (get_status_list(e, o, "success_status", "target.success_status", tg->success_status,
-                        &tg->nsuccess_status) < 0)
-        return -1;
-    return 0;
+    return decode_timeout_and_success(e, o, tg);
 }
 
 static int decode_policy(errbuf *e, json_t *root, rt_policy *p)
