@@ -151,10 +151,36 @@ static int copy_headers(rt_http_target *tg, const retry_http_request *req)
     return 0;
 }
 
-/* Encodes a built task into *json (malloc'd) and writes the Kafka message
- * key "<group>/<idempotency_key>". The task was validated (rt_task_encode
- * checks again), so a failure is memory, or text JSON cannot carry (invalid
- * UTF-8): RETRY_ERR_NOMEM or RETRY_ERR_INVALID_ARG with err set. */
+/* The fields every shipped task carries whatever its target: group, scene,
+ * idempotency key, deadline, callback, the last local error and the counts.
+ * Returns 0, or -1 when a copy failed (the task is left for rt_task_free). */
+static int fill_common(rt_task *t, const retry_client *c, const retry_policy *p, const char *idem,
+                       int error_code, const char *error_message, int local_attempts,
+                       int64_t created_at)
+{
+    t->group = strdup(c->group);
+    t->scene = strdup(p->scene);
+    t->idempotency_key = strdup(idem);
+    if (p->deadline_ms > 0) {
+        t->policy.set |= RT_POL_DEADLINE;
+        t->policy.deadline = p->deadline_ms;
+    }
+    t->callback_url = p->callback_url != NULL ? strdup(p->callback_url) : NULL;
+    t->has_error = 1;
+    t->error_code = error_code;
+    t->error_message = strdup(error_message);
+    t->local_attempts = local_attempts;
+    t->created_at = created_at;
+    if (t->group == NULL || t->scene == NULL || t->idempotency_key == NULL ||
+        (p->callback_url != NULL && t->callback_url == NULL) || t->error_message == NULL)
+        return -1;
+    return 0;
+}
+
+/* Validates and encodes a built task into *json (malloc'd; rt_task_encode
+ * validates first) and writes the Kafka message key "<group>/<idempotency_key>".
+ * A task breaking the wire format (err names the field) gives
+ * RETRY_ERR_INVALID_ARG; an allocation failure RETRY_ERR_NOMEM. */
 static retry_err encode_with_key(const retry_client *c, const rt_task *t, const char *idem,
                                  char **json, char *key, size_t keysz, char *err, size_t errsz)
 {
@@ -198,9 +224,8 @@ retry_err rc_task_json(const retry_client *c, const retry_policy *p,
 
     rt_task_init(&t);
     e = RETRY_ERR_NOMEM;
-    t.group = strdup(c->group);
-    t.scene = strdup(p->scene);
-    t.idempotency_key = strdup(idem);
+    int common = fill_common(&t, c, p, idem, error_code, error_message, local_attempts,
+                             created_at);
     snprintf(t.target.method, sizeof t.target.method, "%s", rc_http_method(req));
     t.target.url = strdup(req->url);
     t.target.body = req->body != NULL ? dup_n(req->body, body_len) : NULL;
@@ -209,25 +234,9 @@ retry_err rc_task_json(const retry_client *c, const retry_policy *p,
         memcpy(t.target.success_status, req->success_status,
                req->success_status_count * sizeof(int));
     t.target.nsuccess_status = req->success_status_count;
-    if (p->deadline_ms > 0) {
-        t.policy.set |= RT_POL_DEADLINE;
-        t.policy.deadline = p->deadline_ms;
-    }
-    t.callback_url = p->callback_url != NULL ? strdup(p->callback_url) : NULL;
-    t.has_error = 1;
-    t.error_code = error_code;
-    t.error_message = strdup(error_message);
-    t.local_attempts = local_attempts;
-    t.created_at = created_at;
-    if (t.group == NULL || t.scene == NULL || t.idempotency_key == NULL || t.target.url == NULL ||
-        (req->body != NULL && t.target.body == NULL) ||
-        (p->callback_url != NULL && t.callback_url == NULL) || t.error_message == NULL ||
+    if (common != 0 || t.target.url == NULL || (req->body != NULL && t.target.body == NULL) ||
         copy_headers(&t.target, req) != 0) {
         snprintf(err, errsz, "out of memory building the task");
-        goto out;
-    }
-    if (rt_task_validate(&t, err, errsz) != 0) {
-        e = RETRY_ERR_INVALID_ARG;
         goto out;
     }
     e = encode_with_key(c, &t, idem, json, key, keysz, err, errsz);
@@ -260,32 +269,19 @@ retry_err rc_dispatch_task_json(const retry_client *c, const retry_policy *p,
         return RETRY_ERR_INVALID_ARG;
     }
     rt_task_init(&t);
-    t.group = strdup(c->group);
-    t.scene = strdup(p->scene);
-    t.idempotency_key = strdup(d->idempotency_key);
+    int common = fill_common(&t, c, p, d->idempotency_key, error_code, error_message,
+                             local_attempts, created_at);
     t.target.type = RT_TARGET_DISPATCH;
     t.target.url = strdup(d->url);
     t.target.args = d->args != NULL ? strdup(d->args) : NULL;
     t.target.timeout_ms = d->timeout_ms;
-    if (p->deadline_ms > 0) {
-        t.policy.set |= RT_POL_DEADLINE;
-        t.policy.deadline = p->deadline_ms;
-    }
     /* The endpoint answers 422 for RETRY_DISPATCH_STOP and 400 for a body it
      * cannot read: neither gets better by retrying. */
     t.policy.set |= RT_POL_STOP_ON_STATUS;
     t.policy.stop_on_status[0] = 400;
     t.policy.stop_on_status[1] = 422;
     t.policy.nstop_on_status = 2;
-    t.callback_url = p->callback_url != NULL ? strdup(p->callback_url) : NULL;
-    t.has_error = 1;
-    t.error_code = error_code;
-    t.error_message = strdup(error_message);
-    t.local_attempts = local_attempts;
-    t.created_at = created_at;
-    if (t.group == NULL || t.scene == NULL || t.idempotency_key == NULL || t.target.url == NULL ||
-        (d->args != NULL && t.target.args == NULL) ||
-        (p->callback_url != NULL && t.callback_url == NULL) || t.error_message == NULL) {
+    if (common != 0 || t.target.url == NULL || (d->args != NULL && t.target.args == NULL)) {
         snprintf(err, errsz, "out of memory building the task");
         goto out;
     }
