@@ -481,7 +481,6 @@ static int build_request(attempt *a, char *err, size_t errsz)
         snprintf(err, errsz, "curl_easy_init failed");
         return -1;
     }
-    char line[512];
     struct curl_slist *h = NULL;
     for (size_t i = 0; i < t->nheaders; i++) {
         char *hl = NULL;
@@ -540,7 +539,6 @@ static int build_request(attempt *a, char *err, size_t errsz)
     if (!nh) goto oom;
     h = nh;
     a->headers = h;
-    (void)line;
 
     curl_easy_setopt(e, CURLOPT_URL, t->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->headers);
